@@ -1,0 +1,79 @@
+# One-command setup and test entry points; see README.md.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+PYTHON_VERSION := 3.11
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+COLLECTIONS_ROOT := $(CURDIR)/.build/collections
+COLLECTION_DIR := $(COLLECTIONS_ROOT)/ansible_collections/safedeploy/migrations
+# ansible-test resolves its working directory, so it gets a copy rather than the symlink
+TEST_TREE := $(CURDIR)/.build/ansible-test/ansible_collections/safedeploy/migrations
+PG_CLUSTER := tests/integration/targets/setup_postgresql/files/pg_cluster.py
+export SAFEDEPLOY_TEST_PG_DIR ?= $(CURDIR)/.build/test-pg
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS_ROOT)
+export PATH := $(BIN):$(PATH)
+
+.PHONY: help setup test-tree docker-host sanity units integration lint test demo bench changelog clean
+
+help:
+	@echo "make setup        virtualenv $(VENV), the collection visible to Ansible and ansible-test"
+	@echo "make test         setup + sanity + unit + integration + lint (what CI runs)"
+	@echo "make demo         back up and restore a database in the local postgres container"
+	@echo "make bench        benchmarks under tests/bench (not part of make test)"
+
+$(VENV)/.installed: requirements/dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements/dev.txt
+	touch $@
+
+$(COLLECTION_DIR):
+	mkdir -p $(dir $@)
+	ln -sfn $(CURDIR) $@
+
+setup: $(VENV)/.installed $(COLLECTION_DIR)
+	$(BIN)/python scripts/ansible_test_offline.py
+
+docker-host:
+	scripts/docker_host.sh
+	scripts/build_images.sh
+
+# ansible-test wants to run from inside ansible_collections/<namespace>/<name>
+test-tree: setup
+	rm -rf $(TEST_TREE) && mkdir -p $(TEST_TREE)
+	git ls-files -z --cached --others --exclude-standard | tar --null --ignore-failed-read -T - -cf - 2>/dev/null | tar -C $(TEST_TREE) -xf -
+	# its own git index, or ansible-test asks the outer repository, which ignores .build
+	cd $(TEST_TREE) && git init -q && git add -A
+
+sanity: test-tree
+	cd $(TEST_TREE) && $(BIN)/ansible-test sanity --color no --python $(PYTHON_VERSION) --requirements
+
+units: setup
+	cd $(COLLECTION_DIR) && PYTHONPATH=$(COLLECTIONS_ROOT) $(BIN)/python -m pytest -q tests/unit
+
+integration: test-tree docker-host
+	cd $(TEST_TREE) && trap '$(BIN)/python $(CURDIR)/$(PG_CLUSTER) stop' EXIT && \
+	  $(BIN)/ansible-test integration --color no --local --python $(PYTHON_VERSION) $(TARGETS)
+
+lint: setup
+	$(BIN)/ruff check plugins tests scripts
+	$(BIN)/ruff format --check plugins tests scripts
+	$(BIN)/ansible-lint
+	$(BIN)/antsibull-docs lint-collection-docs --plugin-docs $(COLLECTION_DIR)
+
+test: sanity units integration lint
+
+demo: setup docker-host
+	$(BIN)/ansible-playbook -i inventories/local playbooks/demo_backup.yml
+
+bench: setup docker-host
+	$(BIN)/python tests/bench/bench_backup.py
+
+changelog: setup
+	$(BIN)/antsibull-changelog release
+
+clean:
+	rm -rf .build tests/output

@@ -1,0 +1,158 @@
+# Copyright (c) safedeploy.migrations contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# This is a private module_utils of the collection; it may change without notice.
+
+"""Runs libpq client tools (pg_dump, pg_restore, psql) on the host or inside the postgres container."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+from ansible_collections.safedeploy.migrations.plugins.module_utils._postgres import (
+    connect,
+    conninfo_without_password,
+    error_text,
+    password_environment,
+    psycopg,
+)
+
+CONTAINER_SCRATCH_DIR = "/tmp"
+
+
+class ClientToolError(Exception):
+    """A client tool exited non-zero; carries what the module returns as its audit trail."""
+
+    def __init__(self, operation: str, argv: list[str], rc: int, stderr: str):
+        self.operation = operation
+        self.argv = argv
+        self.rc = rc
+        self.stderr = stderr.strip()
+        super().__init__("%s failed (rc=%s): %s" % (operation, rc, self.stderr or "no error output"))
+
+
+class PgClient:
+    """One place that knows whether the tools run here or in a container, and how they get the password."""
+
+    def __init__(self, module, container: str | None = None, bin_dir: str | None = None,
+                 application_name: str | None = None):
+        self.module = module
+        self.container = container
+        self.bin_dir = bin_dir
+        self.application_name = application_name
+        self.commands: list[list[str]] = []
+        self.queries: list[str] = []
+
+    def conninfo(self, dbname: str) -> str:
+        return conninfo_without_password(self.module.params, dbname, self.application_name)
+
+    def tool_argv(self, tool: str, args: list[str], interactive: bool = False) -> list[str]:
+        if self.container:
+            # `-e PGPASSWORD` without a value copies it from the docker CLI's environment, never from argv
+            prefix = [self.docker_binary(), "exec"] + (["-i"] if interactive else [])
+            if password_environment(self.module.params):
+                prefix += ["-e", "PGPASSWORD"]
+            return prefix + [self.container, tool] + args
+        return [self.host_binary(tool)] + args
+
+    def host_binary(self, tool: str) -> str:
+        if self.bin_dir:
+            return os.path.join(self.bin_dir, tool)
+        found = self.module.get_bin_path(tool)
+        if not found:
+            self.module.fail_json(msg="%s was not found on the managed host: install the PostgreSQL client, set "
+                                      "bin_dir, or set container to run it inside the postgres container" % tool)
+        return found
+
+    def docker_binary(self) -> str:
+        found = self.module.get_bin_path("docker")
+        if not found:
+            self.module.fail_json(msg="container is set but the docker CLI was not found on the managed host")
+        return found
+
+    def run(self, operation: str, tool: str, args: list[str], stdin_path: str | None = None,
+            stdout_path: str | None = None) -> str:
+        """Run a tool with the password in its environment; stream big inputs and outputs through files."""
+        argv = self.tool_argv(tool, args, interactive=stdin_path is not None)
+        self.commands.append(argv)
+        env = dict(os.environ, **password_environment(self.module.params))
+        stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL
+        stdout = open(stdout_path, "wb") if stdout_path else subprocess.PIPE
+        try:
+            result = subprocess.run(argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, env=env, check=False)
+        except OSError as exc:
+            raise ClientToolError(operation, argv, 127, str(exc))
+        finally:
+            for handle in (stdin, stdout):
+                if hasattr(handle, "close"):
+                    handle.close()
+        stderr = result.stderr.decode(errors="replace")
+        if result.returncode != 0:
+            raise ClientToolError(operation, argv, result.returncode, stderr)
+        return result.stdout.decode(errors="replace") if stdout_path is None else ""
+
+    def start(self, operation: str, tool: str, args: list[str], stdin_path: str | None = None) -> subprocess.Popen:
+        """Start a tool in the background, for work that overlaps with the module's own."""
+        argv = self.tool_argv(tool, args, interactive=stdin_path is not None)
+        self.commands.append(argv)
+        env = dict(os.environ, **password_environment(self.module.params))
+        stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL
+        try:
+            return subprocess.Popen(argv, stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        except OSError as exc:
+            raise ClientToolError(operation, argv, 127, str(exc))
+        finally:
+            if stdin_path:
+                stdin.close()
+
+    def finish(self, operation: str, process: subprocess.Popen) -> None:
+        _stdout, stderr = process.communicate()
+        if process.returncode != 0:
+            raise ClientToolError(operation, process.args, process.returncode, stderr.decode(errors="replace"))
+
+    def version(self, tool: str) -> str:
+        return self.run("%s --version" % tool, tool, ["--version"]).strip()
+
+    def check_container_running(self) -> None:
+        argv = [self.docker_binary(), "inspect", "--format", "{{.State.Running}}", self.container]
+        self.commands.append(argv)
+        rc, out, err = self.module.run_command(argv)
+        if rc != 0:
+            self.module.fail_json(msg="container %s was not found: %s" % (self.container, err.strip()), cmd=argv, rc=rc)
+        if out.strip() != "true":
+            self.module.fail_json(msg="container %s is not running" % self.container, cmd=argv, rc=rc)
+
+    def docker(self, operation: str, args: list[str]) -> str:
+        argv = [self.docker_binary()] + args
+        self.commands.append(argv)
+        rc, out, err = self.module.run_command(argv)
+        if rc != 0:
+            raise ClientToolError(operation, argv, rc, err)
+        return out
+
+    def scratch_path(self, name: str) -> str:
+        return "%s/%s" % (CONTAINER_SCRATCH_DIR, name)
+
+    def rows(self, dbname: str, query) -> list[tuple]:
+        """Run one psycopg.sql statement: through psycopg from here, through psql inside the container."""
+        if not self.container:
+            with connect(self.module, dbname, application_name=self.application_name) as connection:
+                self.queries.append(query.as_string(connection))
+                try:
+                    cursor = connection.execute(query)
+                    rows = cursor.fetchall() if cursor.description else []
+                except psycopg.Error as exc:
+                    raise ClientToolError("query on database %s" % dbname, [], 1, error_text(exc))
+                return [tuple(str(value) for value in row) for row in rows]
+        text = query.as_string(None)
+        self.queries.append(text)
+        argv = self.tool_argv("psql", ["-XAtq", "-v", "ON_ERROR_STOP=1", "-F", "\t", "--dbname", self.conninfo(dbname)],
+                              interactive=True)
+        self.commands.append(argv)
+        env = password_environment(self.module.params)
+        rc, out, err = self.module.run_command(argv, data=text, environ_update=env, binary_data=True)
+        if rc != 0:
+            raise ClientToolError("psql in container %s" % self.container, argv, rc, err)
+        return [tuple(line.split("\t")) for line in out.splitlines() if line]

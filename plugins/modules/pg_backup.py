@@ -1,0 +1,421 @@
+#!/usr/bin/python
+# Copyright (c) safedeploy.migrations contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: pg_backup
+short_description: Write a verified backup of one PostgreSQL database
+version_added: 0.1.0
+author: safedeploy.migrations maintainers (@safedeploy)
+description:
+  - Dumps one database with C(pg_dump) in custom or directory format under a temporary name, verifies the archive,
+    writes a JSON manifest beside it and only then gives the backup its final name.
+  - "Verification: the sha256 of the archive, the table of contents (C(pg_restore --list)) and a full read of every
+    data block (C(pg_restore -f /dev/null)); the table of contents alone accepts truncated and bit-flipped archives."
+  - Checks the free space of O(dest) against the database size before dumping, and leaves no partial file behind
+    when anything fails.
+  - Prunes older backups of the same database by O(keep_last) and O(max_age) after the new backup is verified.
+  - Files and manifests are created with mode C(0600), directories with C(0700).
+extends_documentation_fragment:
+  - safedeploy.migrations._postgres
+  - safedeploy.migrations._attributes
+  - safedeploy.migrations._attributes.actiongroup_postgres
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Connects, reads the database size and checks the free space, then reports the backup it would write and the
+        backups it would prune, without dumping.
+  diff_mode:
+    support: none
+options:
+  login_db:
+    description:
+      - The database to back up.
+    required: true
+    aliases: [db, database]
+    type: str
+  dest:
+    description:
+      - Existing directory that receives the backup and its manifest.
+    type: path
+    required: true
+  format:
+    description:
+      - V(custom) writes one file (C(pg_dump -Fc)); V(directory) writes a directory and can dump in parallel.
+    type: str
+    choices: [custom, directory]
+    default: custom
+  jobs:
+    description:
+      - Number of parallel dump jobs; more than one needs O(format=directory).
+    type: int
+    default: 1
+  compress:
+    description:
+      - Compression level 0-9 passed to C(pg_dump --compress); the pg_dump default when not set.
+    type: int
+  container:
+    description:
+      - Name of a running container that runs the PostgreSQL server; C(pg_dump) and C(pg_restore) then run inside it
+        with C(docker exec), so the client always matches the server version.
+      - The connection options are then seen from inside the container; an empty O(login_host) uses its Unix socket.
+    type: str
+  bin_dir:
+    description:
+      - Directory holding C(pg_dump) and C(pg_restore) on the managed host; the E(PATH) is searched when not set.
+    type: path
+  labels:
+    description:
+      - Free-form strings stored in the manifest, for example the application version and the Alembic revision.
+    type: dict
+    default: {}
+  keep_last:
+    description:
+      - Keep at least this many newest backups of the database in O(dest) (the new one included).
+      - With O(max_age), a backup is pruned only when it is beyond the newest O(keep_last) B(and) older than O(max_age).
+    type: int
+  max_age:
+    description:
+      - Prune backups of the database older than this, as seconds or with a unit (V(90m), V(12h), V(7d), V(2w)).
+      - The backup just written is never pruned.
+    type: str
+  required_space_ratio:
+    description:
+      - Fail before dumping unless the free space of O(dest) is at least this times the database size
+        (C(pg_database_size)). Lower it when compression is known to work well; V(0) disables the check.
+    type: float
+    default: 1.0
+seealso:
+  - module: safedeploy.migrations.pg_restore
+notes:
+  - Only backups with a manifest are found by retention and accepted by M(safedeploy.migrations.pg_restore).
+"""
+
+EXAMPLES = r"""
+- name: Back up the application database before migrating
+  safedeploy.migrations.pg_backup:
+    login_host: db.internal
+    login_user: erpmax
+    login_password: "{{ vault_db_password }}"
+    db: erpmax_orchestrator
+    dest: /var/backups/erpmax
+    labels:
+      app_version: "1.4.0"
+      alembic_revision: 3f2a1c9d8e7b
+    keep_last: 10
+    max_age: 14d
+  register: backup
+
+- name: Back up through the postgres container of a compose stack, in parallel
+  safedeploy.migrations.pg_backup:
+    container: erpmax_postgres
+    login_user: erpmax
+    db: erpmax_orchestrator
+    dest: /srv/erpmax/backups
+    format: directory
+    jobs: 2
+"""
+
+RETURN = r"""
+path:
+  description: Path of the backup (a file for V(custom), a directory for V(directory)); in check mode the path it
+    would have.
+  returned: always
+  type: str
+  sample: /var/backups/erpmax/erpmax_orchestrator_20261123T101500123456Z.dump
+sha256:
+  description: sha256 of the backup file, or of the sorted list of file digests of a directory backup.
+  returned: changed and not check mode
+  type: str
+  sample: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+size:
+  description: Size of the backup in bytes.
+  returned: changed and not check mode
+  type: int
+  sample: 1048576
+manifest_path:
+  description: Path of the JSON manifest beside the backup.
+  returned: always
+  type: str
+  sample: /var/backups/erpmax/erpmax_orchestrator_20261123T101500123456Z.dump.json
+manifest:
+  description: The manifest that was written.
+  returned: changed and not check mode
+  type: dict
+  contains:
+    database:
+      description: The database that was dumped.
+      type: str
+      sample: erpmax_orchestrator
+    format:
+      description: V(custom) or V(directory).
+      type: str
+      sample: custom
+    sha256:
+      description: As RV(sha256).
+      type: str
+      sample: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+    size:
+      description: As RV(size).
+      type: int
+      sample: 1048576
+    files:
+      description: sha256 of every file of a directory backup, by relative path; empty for V(custom).
+      type: dict
+      sample: {"toc.dat": "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8"}
+    toc_entries:
+      description: Number of entries in the archive's table of contents.
+      type: int
+      sample: 42
+    server_version:
+      description: Version of the server that was dumped.
+      type: str
+      sample: "15.18"
+    pg_dump_version:
+      description: Version of the pg_dump that wrote the archive.
+      type: str
+      sample: "15.18"
+    labels:
+      description: As O(labels).
+      type: dict
+      sample: {"app_version": "1.4.0"}
+    created_at:
+      description: UTC time the dump started.
+      type: str
+      sample: "2026-11-23T10:15:00.123456Z"
+    duration_seconds:
+      description: Time spent dumping and verifying.
+      type: float
+      sample: 12.5
+pruned:
+  description: Backups removed (or that would be removed in check mode) by O(keep_last) and O(max_age).
+  returned: always
+  type: list
+  elements: str
+  sample: [/var/backups/erpmax/erpmax_orchestrator_20261101T101500000000Z.dump]
+database_size:
+  description: C(pg_database_size) of the database when the backup started.
+  returned: always
+  type: int
+  sample: 8388608
+commands:
+  description: The commands run, as argument lists; the password is never part of them.
+  returned: always
+  type: list
+  elements: list
+  sample: [["/usr/bin/pg_dump", "--format=custom", "--file=/var/backups/erpmax/.x.partial", "--dbname=host=db"]]
+queries:
+  description: The SQL statements run.
+  returned: always
+  type: list
+  elements: str
+  sample: ["SELECT pg_database_size(current_database()), current_setting('server_version')"]
+"""
+
+import os
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.safedeploy.migrations.plugins.module_utils._backup import (
+    backup_name,
+    free_bytes,
+    list_manifests,
+    manifest_path_for,
+    parse_duration,
+    partial_path_for,
+    remove_path,
+    restrict_permissions,
+    select_pruned,
+    utc_now,
+    write_private_json,
+)
+from ansible_collections.safedeploy.migrations.plugins.module_utils._dump_archive import (
+    ArchiveVerifier,
+    archive_header,
+    build_manifest,
+    get_dump_cmd,
+)
+from ansible_collections.safedeploy.migrations.plugins.module_utils._pg_client import ClientToolError, PgClient
+from ansible_collections.safedeploy.migrations.plugins.module_utils._postgres import (
+    ensure_psycopg,
+    postgres_common_argument_spec,
+    sql,
+)
+
+APPLICATION_NAME = "safedeploy.pg_backup"
+
+
+class BackupManager:
+    def __init__(self, module: AnsibleModule):
+        self.module = module
+        self.params = module.params
+        self.database = self.params["login_db"]
+        self.client = PgClient(module, self.params["container"], self.params["bin_dir"], APPLICATION_NAME)
+        self.result = dict(changed=False, pruned=[], commands=self.client.commands, queries=self.client.queries)
+
+    def run(self) -> None:
+        max_age = self.validate()
+        if self.client.container:
+            self.client.check_container_running()
+        database_size = self.read_database_size()
+        self.result["database_size"] = database_size
+        self.check_free_space(database_size)
+
+        created_at = utc_now()
+        path = os.path.join(self.params["dest"], backup_name(self.database, created_at, self.params["format"]))
+        self.result.update(changed=True, path=path, manifest_path=manifest_path_for(path))
+        to_prune = self.prunable(max_age, created_at, keep_name=os.path.basename(path))
+        if self.module.check_mode:
+            self.result["pruned"] = [manifest["path"] for manifest in to_prune]
+            self.module.exit_json(**self.result)
+
+        manifest = self.write_backup(path, created_at)
+        self.result.update(sha256=manifest["sha256"], size=manifest["size"], manifest=manifest)
+        self.result["pruned"] = self.prune(to_prune)
+        self.module.exit_json(**self.result)
+
+    def validate(self) -> int | None:
+        dest = self.params["dest"]
+        if not os.path.isdir(dest):
+            self.module.fail_json(msg="backup destination %s does not exist or is not a directory" % dest)
+        if not os.access(dest, os.W_OK | os.X_OK):
+            self.module.fail_json(msg="backup destination %s is not writable" % dest)
+        if self.params["jobs"] < 1 or (self.params["jobs"] > 1 and self.params["format"] != "directory"):
+            self.module.fail_json(msg="jobs must be 1, or more than 1 with format: directory")
+        if self.params["compress"] is not None and not 0 <= self.params["compress"] <= 9:
+            self.module.fail_json(msg="compress must be between 0 and 9")
+        if self.params["keep_last"] is not None and self.params["keep_last"] < 1:
+            self.module.fail_json(msg="keep_last must be at least 1")
+        try:
+            return parse_duration(self.params["max_age"]) if self.params["max_age"] is not None else None
+        except ValueError as exc:
+            self.module.fail_json(msg="max_age: %s" % exc)
+
+    def read_database_size(self) -> int:
+        query = sql.SQL("SELECT pg_database_size(current_database())")
+        try:
+            return int(self.client.rows(self.database, query)[0][0])
+        except ClientToolError as exc:
+            self.fail("cannot read the size of database %s" % self.database, exc)
+
+    def check_free_space(self, database_size: int) -> None:
+        required = int(database_size * self.params["required_space_ratio"])
+        available = free_bytes(self.params["dest"])
+        if required > available:
+            self.module.fail_json(
+                msg="not enough free space in %s for a backup of %s: about %d bytes needed (%s x database size), "
+                "%d available; free space or lower required_space_ratio"
+                % (self.params["dest"], self.database, required, self.params["required_space_ratio"], available),
+                **self.result,
+            )
+
+    def prunable(self, max_age: int | None, now, keep_name: str) -> list[dict]:
+        manifests = list_manifests(self.params["dest"], self.database)
+        # the backup being written counts towards keep_last
+        keep_last = self.params["keep_last"] - 1 if self.params["keep_last"] else None
+        pruned = select_pruned(manifests, keep_last, max_age, now, keep_names=(keep_name,))
+        for manifest_path, manifest in pruned:
+            manifest["path"] = os.path.join(os.path.dirname(manifest_path), manifest["name"])
+            manifest["manifest_path"] = manifest_path
+        return [manifest for _path, manifest in pruned]
+
+    def write_backup(self, path: str, created_at) -> dict:
+        partial = partial_path_for(path)
+        scratch = self.client.scratch_path(os.path.basename(partial)) if self.uses_container_scratch() else None
+        started = time.monotonic()
+        try:
+            self.dump(partial, scratch)
+            verifier = ArchiveVerifier(self.client, partial, scratch)
+            toc = verifier.verify()
+            restrict_permissions(partial)
+            sha256, files, size = verifier.checksums
+            manifest = build_manifest(
+                name=os.path.basename(path),
+                database=self.database,
+                params=self.params,
+                header=archive_header(toc),
+                sha256=sha256,
+                files=files,
+                size=size,
+                created_at=created_at,
+                duration=time.monotonic() - started,
+            )
+            os.rename(partial, path)
+            write_private_json(manifest_path_for(path), manifest)
+            return manifest
+        except ClientToolError as exc:
+            remove_path(partial)
+            self.fail("backup of database %s failed" % self.database, exc)
+        except OSError as exc:
+            remove_path(partial)
+            self.result["changed"] = False
+            self.module.fail_json(msg="backup of database %s failed: %s" % (self.database, exc), **self.result)
+        finally:
+            if scratch:
+                self.remove_scratch(scratch)
+
+    def uses_container_scratch(self) -> bool:
+        # a directory archive cannot go through a pipe, so it is written inside the container and copied out
+        return bool(self.client.container) and self.params["format"] == "directory"
+
+    def dump(self, partial: str, scratch: str | None) -> None:
+        conninfo = self.client.conninfo(self.database)
+        if not self.client.container:
+            self.client.run("pg_dump", "pg_dump", get_dump_cmd(self.params, conninfo, partial))
+        elif scratch:
+            self.client.run("pg_dump in container %s" % self.client.container, "pg_dump",
+                            get_dump_cmd(self.params, conninfo, scratch))
+        else:
+            self.client.run("pg_dump in container %s" % self.client.container, "pg_dump",
+                            get_dump_cmd(self.params, conninfo, None), stdout_path=partial)
+
+    def remove_scratch(self, scratch: str) -> None:
+        try:
+            self.client.docker("remove scratch copy", ["exec", self.client.container, "rm", "-rf", scratch])
+        except ClientToolError:
+            self.module.warn("could not remove %s inside container %s" % (scratch, self.client.container))
+
+    def prune(self, to_prune: list[dict]) -> list[str]:
+        pruned = []
+        for manifest in to_prune:
+            remove_path(manifest["path"])
+            remove_path(manifest["manifest_path"])
+            pruned.append(manifest["path"])
+        return pruned
+
+    def fail(self, operation: str, exc: ClientToolError) -> None:
+        # whatever failed, no backup was published
+        self.result["changed"] = False
+        self.module.fail_json(msg="%s: %s" % (operation, exc), cmd=exc.argv, rc=exc.rc, stderr=exc.stderr,
+                              **self.result)
+
+
+def main() -> None:
+    argument_spec = postgres_common_argument_spec()
+    argument_spec["login_db"].update(required=True)
+    argument_spec.update(
+        dest=dict(type="path", required=True),
+        format=dict(type="str", choices=["custom", "directory"], default="custom"),
+        jobs=dict(type="int", default=1),
+        compress=dict(type="int"),
+        container=dict(type="str"),
+        bin_dir=dict(type="path"),
+        labels=dict(type="dict", default={}),
+        keep_last=dict(type="int"),
+        max_age=dict(type="str"),
+        required_space_ratio=dict(type="float", default=1.0),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    ensure_psycopg(module)
+    # pg_dump and pg_restore create files readable by the owner only
+    os.umask(0o077)
+    BackupManager(module).run()
+
+
+if __name__ == "__main__":
+    main()

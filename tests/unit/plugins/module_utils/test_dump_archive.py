@@ -1,0 +1,70 @@
+# Copyright (c) safedeploy.migrations contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.safedeploy.migrations.plugins.module_utils._dump_archive import (
+    archive_header,
+    get_dump_cmd,
+    get_full_read_cmd,
+    get_list_cmd,
+)
+
+TOC = """;
+; Archive created at 2026-11-23 22:02:59 UTC
+;     dbname: shop
+;     TOC Entries: 15
+;     Compression: -1
+;     Dump Version: 1.14-0
+;     Format: CUSTOM
+;     Integer: 4 bytes
+;     Offset: 8 bytes
+;     Dumped from database version: 15.18 (Debian 15.18-0+deb12u1)
+;     Dumped by pg_dump version: 15.18 (Debian 15.18-0+deb12u1)
+;
+;
+; Selected TOC Entries:
+;
+215; 1259 16390 TABLE public pgbench_accounts postgres
+"""
+
+
+def test_archive_header():
+    assert archive_header(TOC) == {
+        "toc_entries": 15,
+        "archive_format": "CUSTOM",
+        "compression": "-1",
+        "server_version": "15.18",
+        "pg_dump_version": "15.18",
+    }
+
+
+def params(**overrides):
+    base = {"format": "custom", "jobs": 1, "compress": None}
+    base.update(overrides)
+    return base
+
+
+@pytest.mark.parametrize(
+    "overrides, file_path, expected",
+    [
+        ({}, "/b/x", ["--format=custom", "--file=/b/x", "--dbname=DSN"]),
+        ({}, None, ["--format=custom", "--dbname=DSN"]),
+        ({"compress": 0}, "/b/x", ["--format=custom", "--compress=0", "--file=/b/x", "--dbname=DSN"]),
+        (
+            {"format": "directory", "jobs": 4, "compress": 5},
+            "/b/x",
+            ["--format=directory", "--jobs=4", "--compress=5", "--file=/b/x", "--dbname=DSN"],
+        ),
+    ],
+)
+def test_get_dump_cmd(overrides, file_path, expected):
+    assert get_dump_cmd(params(**overrides), "DSN", file_path) == expected
+
+
+def test_list_and_read_commands_read_stdin_without_a_path():
+    assert get_list_cmd(None) == ["--list"]
+    assert get_list_cmd("/b/x") == ["--list", "/b/x"]
+    assert get_full_read_cmd(None) == ["--file=/dev/null"]
+    assert get_full_read_cmd("/b/x") == ["--file=/dev/null", "/b/x"]
