@@ -11,8 +11,8 @@ COLLECTIONS_ROOT := $(CURDIR)/.build/collections
 COLLECTION_DIR := $(COLLECTIONS_ROOT)/ansible_collections/safedeploy/migrations
 # ansible-test resolves its working directory, so it gets a copy rather than the symlink
 TEST_TREE := $(CURDIR)/.build/ansible-test/ansible_collections/safedeploy/migrations
+# the cluster lives at the harness default, since ansible-test passes no environment through
 PG_CLUSTER := tests/integration/targets/setup_postgresql/files/pg_cluster.py
-export SAFEDEPLOY_TEST_PG_DIR ?= $(CURDIR)/.build/test-pg
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS_ROOT)
 export PATH := $(BIN):$(PATH)
 
@@ -56,7 +56,7 @@ units: setup
 
 integration: test-tree docker-host
 	cd $(TEST_TREE) && trap '$(BIN)/python $(CURDIR)/$(PG_CLUSTER) stop' EXIT && \
-	  $(BIN)/ansible-test integration --color no --local --python $(PYTHON_VERSION) $(TARGETS)
+	  $(BIN)/ansible-test integration --color no --local --allow-destructive --python $(PYTHON_VERSION) $(TARGETS)
 
 lint: setup
 	$(BIN)/ruff check plugins tests scripts

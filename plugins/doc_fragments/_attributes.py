@@ -15,14 +15,16 @@ attributes:
   check_mode:
     description: Can run in C(check_mode) and return a changed status prediction without modifying the target.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in C(check_mode)), when in diff mode.
+    description:
+      - Will return details on what has changed (or possibly needs changing in C(check_mode)), when in diff mode.
 """
 
     ACTIONGROUP_POSTGRES = r"""
 options: {}
 attributes:
   action_group:
-    description: Use C(group/safedeploy.migrations.postgres) in C(module_defaults) to set the connection options once per play.
+    description:
+      - Use C(group/safedeploy.migrations.postgres) in C(module_defaults) to set the connection options once per play.
     support: full
     membership:
       - safedeploy.migrations.postgres

@@ -95,7 +95,9 @@ def checksum_problems(path: str, manifest: dict) -> list[str]:
         return problems
     size = os.path.getsize(path)
     if size != manifest.get("size"):
-        return ["backup %s has %d bytes, the manifest says %s (truncated or replaced)" % (path, size, manifest.get("size"))]
+        return [
+            "backup %s has %d bytes, the manifest says %s (truncated or replaced)" % (path, size, manifest.get("size"))
+        ]
     if sha256_file(path) != manifest.get("sha256"):
         return ["backup %s does not match the sha256 in its manifest (corrupted)" % path]
     return []
@@ -135,17 +137,14 @@ def remove_path(path: str) -> None:
 
 def read_manifest(src: str) -> tuple[dict, str, str]:
     """(manifest, backup path, manifest path) for a backup path or its manifest path."""
-    if src.endswith(".json"):
-        manifest_path = src
-    else:
-        manifest_path = manifest_path_for(src)
+    manifest_path = src if src.endswith(".json") else manifest_path_for(src)
     if not os.path.isfile(manifest_path):
         raise ValueError("no manifest %s: only verified backups written by pg_backup can be restored" % manifest_path)
     with open(manifest_path) as handle:
         try:
             manifest = json.load(handle)
         except ValueError as exc:
-            raise ValueError("manifest %s is not valid JSON: %s" % (manifest_path, exc))
+            raise ValueError("manifest %s is not valid JSON: %s" % (manifest_path, exc)) from exc
     if manifest.get("kind") != MANIFEST_KIND:
         raise ValueError("%s is not a pg_backup manifest" % manifest_path)
     backup_path = os.path.join(os.path.dirname(manifest_path), manifest["name"])
@@ -169,8 +168,13 @@ def list_manifests(directory: str, database: str) -> list[tuple[str, dict]]:
     return found
 
 
-def select_pruned(manifests: list[tuple[str, dict]], keep_last: int | None, max_age: int | None,
-                  now: datetime.datetime, keep_names: tuple = ()) -> list[tuple[str, dict]]:
+def select_pruned(
+    manifests: list[tuple[str, dict]],
+    keep_last: int | None,
+    max_age: int | None,
+    now: datetime.datetime,
+    keep_names: tuple = (),
+) -> list[tuple[str, dict]]:
     """Manifests to prune: beyond the newest keep_last and older than max_age (both when both are set).
 
     A backup named in keep_names (the one just written) is never pruned.

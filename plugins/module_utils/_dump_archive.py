@@ -65,8 +65,17 @@ def archive_header(toc: str) -> dict:
     return header
 
 
-def build_manifest(name: str, database: str, params: dict, header: dict, sha256: str, files: dict, size: int,
-                   created_at, duration: float) -> dict:
+def build_manifest(
+    name: str,
+    database: str,
+    params: dict,
+    header: dict,
+    sha256: str,
+    files: dict,
+    size: int,
+    created_at,
+    duration: float,
+) -> dict:
     return {
         "kind": MANIFEST_KIND,
         "version": MANIFEST_VERSION,
@@ -104,8 +113,9 @@ class ArchiveVerifier:
         archive = None if self.client.container else self.partial
         stdin_path = self.partial if self.client.container else None
         toc = self.client.run("pg_restore --list", "pg_restore", get_list_cmd(archive), stdin_path=stdin_path)
-        reader = self.client.start("full read of the archive", "pg_restore", get_full_read_cmd(archive),
-                                   stdin_path=stdin_path)
+        reader = self.client.start(
+            "full read of the archive", "pg_restore", get_full_read_cmd(archive), stdin_path=stdin_path
+        )
         try:
             self.checksums = checksum_backup(self.partial)
         finally:
@@ -116,8 +126,10 @@ class ArchiveVerifier:
         toc = self.client.run("pg_restore --list", "pg_restore", get_list_cmd(self.scratch))
         reader = self.client.start("full read of the archive", "pg_restore", get_full_read_cmd(self.scratch))
         self.client.finish("full read of the archive", reader)
-        self.client.docker("copy the archive out of the container",
-                           ["cp", "%s:%s" % (self.client.container, self.scratch), self.partial])
+        self.client.docker(
+            "copy the archive out of the container",
+            ["cp", "%s:%s" % (self.client.container, self.scratch), self.partial],
+        )
         for root, dirs, names in os.walk(self.partial):
             for name in dirs + names + ["."]:
                 os.chown(os.path.join(root, name), os.getuid(), os.getgid())

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 
@@ -36,8 +37,9 @@ class ClientToolError(Exception):
 class PgClient:
     """One place that knows whether the tools run here or in a container, and how they get the password."""
 
-    def __init__(self, module, container: str | None = None, bin_dir: str | None = None,
-                 application_name: str | None = None):
+    def __init__(
+        self, module, container: str | None = None, bin_dir: str | None = None, application_name: str | None = None
+    ):
         self.module = module
         self.container = container
         self.bin_dir = bin_dir
@@ -62,8 +64,10 @@ class PgClient:
             return os.path.join(self.bin_dir, tool)
         found = self.module.get_bin_path(tool)
         if not found:
-            self.module.fail_json(msg="%s was not found on the managed host: install the PostgreSQL client, set "
-                                      "bin_dir, or set container to run it inside the postgres container" % tool)
+            self.module.fail_json(
+                msg="%s was not found on the managed host: install the PostgreSQL client, set "
+                "bin_dir, or set container to run it inside the postgres container" % tool
+            )
         return found
 
     def docker_binary(self) -> str:
@@ -72,48 +76,33 @@ class PgClient:
             self.module.fail_json(msg="container is set but the docker CLI was not found on the managed host")
         return found
 
-    def run(self, operation: str, tool: str, args: list[str], stdin_path: str | None = None,
-            stdout_path: str | None = None) -> str:
-        """Run a tool with the password in its environment; stream big inputs and outputs through files."""
+    def run(
+        self, operation: str, tool: str, args: list[str], stdin_path: str | None = None, stdout_path: str | None = None
+    ) -> str:
+        """Run a tool to completion and return its output (empty when it went to stdout_path)."""
+        return self.finish(operation, self.start(operation, tool, args, stdin_path, stdout_path))
+
+    def start(
+        self, operation: str, tool: str, args: list[str], stdin_path: str | None = None, stdout_path: str | None = None
+    ) -> subprocess.Popen:
+        """Start a tool with the password in its environment; big inputs and outputs stream through files."""
         argv = self.tool_argv(tool, args, interactive=stdin_path is not None)
         self.commands.append(argv)
         env = dict(os.environ, **password_environment(self.module.params))
-        stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL
-        stdout = open(stdout_path, "wb") if stdout_path else subprocess.PIPE
-        try:
-            result = subprocess.run(argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, env=env, check=False)
-        except OSError as exc:
-            raise ClientToolError(operation, argv, 127, str(exc))
-        finally:
-            for handle in (stdin, stdout):
-                if hasattr(handle, "close"):
-                    handle.close()
-        stderr = result.stderr.decode(errors="replace")
-        if result.returncode != 0:
-            raise ClientToolError(operation, argv, result.returncode, stderr)
-        return result.stdout.decode(errors="replace") if stdout_path is None else ""
+        with contextlib.ExitStack() as files:
+            # the child keeps its own descriptors, so ours close as soon as it has started
+            stdin = files.enter_context(open(stdin_path, "rb")) if stdin_path else subprocess.DEVNULL
+            stdout = files.enter_context(open(stdout_path, "wb")) if stdout_path else subprocess.PIPE
+            try:
+                return subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, env=env)
+            except OSError as exc:
+                raise ClientToolError(operation, argv, 127, str(exc)) from exc
 
-    def start(self, operation: str, tool: str, args: list[str], stdin_path: str | None = None) -> subprocess.Popen:
-        """Start a tool in the background, for work that overlaps with the module's own."""
-        argv = self.tool_argv(tool, args, interactive=stdin_path is not None)
-        self.commands.append(argv)
-        env = dict(os.environ, **password_environment(self.module.params))
-        stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL
-        try:
-            return subprocess.Popen(argv, stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-        except OSError as exc:
-            raise ClientToolError(operation, argv, 127, str(exc))
-        finally:
-            if stdin_path:
-                stdin.close()
-
-    def finish(self, operation: str, process: subprocess.Popen) -> None:
-        _stdout, stderr = process.communicate()
+    def finish(self, operation: str, process: subprocess.Popen) -> str:
+        stdout, stderr = process.communicate()
         if process.returncode != 0:
             raise ClientToolError(operation, process.args, process.returncode, stderr.decode(errors="replace"))
-
-    def version(self, tool: str) -> str:
-        return self.run("%s --version" % tool, tool, ["--version"]).strip()
+        return stdout.decode(errors="replace") if stdout else ""
 
     def check_container_running(self) -> None:
         argv = [self.docker_binary(), "inspect", "--format", "{{.State.Running}}", self.container]
@@ -144,12 +133,13 @@ class PgClient:
                     cursor = connection.execute(query)
                     rows = cursor.fetchall() if cursor.description else []
                 except psycopg.Error as exc:
-                    raise ClientToolError("query on database %s" % dbname, [], 1, error_text(exc))
+                    raise ClientToolError("query on database %s" % dbname, [], 1, error_text(exc)) from exc
                 return [tuple(str(value) for value in row) for row in rows]
         text = query.as_string(None)
         self.queries.append(text)
-        argv = self.tool_argv("psql", ["-XAtq", "-v", "ON_ERROR_STOP=1", "-F", "\t", "--dbname", self.conninfo(dbname)],
-                              interactive=True)
+        argv = self.tool_argv(
+            "psql", ["-XAtq", "-v", "ON_ERROR_STOP=1", "-F", "\t", "--dbname", self.conninfo(dbname)], interactive=True
+        )
         self.commands.append(argv)
         env = password_environment(self.module.params)
         rc, out, err = self.module.run_command(argv, data=text, environ_update=env, binary_data=True)

@@ -82,7 +82,9 @@ def ensure_psycopg(module) -> None:
 def describe_target(params: dict, dbname: str | None = None) -> str:
     """'db on host:port' for messages; never includes the password."""
     host = params["login_host"] or params["login_unix_socket"] or "local socket"
-    return "database %s on %s:%s as %s" % (dbname or params["login_db"], host, params["login_port"], params["login_user"])
+    # libpq connects to the database named like the user when none is given
+    database = dbname or params["login_db"] or params["login_user"]
+    return "database %s on %s:%s as %s" % (database, host, params["login_port"], params["login_user"])
 
 
 def connect(module, dbname: str | None = None, autocommit: bool = True, application_name: str | None = None):

@@ -368,11 +368,18 @@ class BackupManager:
         if not self.client.container:
             self.client.run("pg_dump", "pg_dump", get_dump_cmd(self.params, conninfo, partial))
         elif scratch:
-            self.client.run("pg_dump in container %s" % self.client.container, "pg_dump",
-                            get_dump_cmd(self.params, conninfo, scratch))
+            self.client.run(
+                "pg_dump in container %s" % self.client.container,
+                "pg_dump",
+                get_dump_cmd(self.params, conninfo, scratch),
+            )
         else:
-            self.client.run("pg_dump in container %s" % self.client.container, "pg_dump",
-                            get_dump_cmd(self.params, conninfo, None), stdout_path=partial)
+            self.client.run(
+                "pg_dump in container %s" % self.client.container,
+                "pg_dump",
+                get_dump_cmd(self.params, conninfo, None),
+                stdout_path=partial,
+            )
 
     def remove_scratch(self, scratch: str) -> None:
         try:
@@ -391,8 +398,9 @@ class BackupManager:
     def fail(self, operation: str, exc: ClientToolError) -> None:
         # whatever failed, no backup was published
         self.result["changed"] = False
-        self.module.fail_json(msg="%s: %s" % (operation, exc), cmd=exc.argv, rc=exc.rc, stderr=exc.stderr,
-                              **self.result)
+        self.module.fail_json(
+            msg="%s: %s" % (operation, exc), cmd=exc.argv, rc=exc.rc, stderr=exc.stderr, **self.result
+        )
 
 
 def main() -> None:

@@ -177,8 +177,9 @@ class RestoreManager:
         self.module = module
         self.params = module.params
         self.client = PgClient(module, self.params["container"], self.params["bin_dir"], APPLICATION_NAME)
-        self.result = dict(changed=False, created=False, cleaned=False, commands=self.client.commands,
-                           queries=self.client.queries)
+        self.result = dict(
+            changed=False, created=False, cleaned=False, commands=self.client.commands, queries=self.client.queries
+        )
 
     def run(self) -> None:
         if self.params["jobs"] < 1:
@@ -217,8 +218,10 @@ class RestoreManager:
             self.module.fail_json(msg="cannot restore %s: %s" % (self.params["src"], exc), **self.result)
         problems = checksum_problems(backup_path, manifest)
         if problems:
-            self.module.fail_json(msg="backup %s failed verification, nothing was restored: %s"
-                                      % (backup_path, "; ".join(problems)), **self.result)
+            self.module.fail_json(
+                msg="backup %s failed verification, nothing was restored: %s" % (backup_path, "; ".join(problems)),
+                **self.result,
+            )
         return manifest, backup_path
 
     def read_table_of_contents(self, backup_path: str, manifest: dict) -> None:
@@ -233,8 +236,9 @@ class RestoreManager:
 
     def check_target(self, database: str, exists: bool) -> None:
         if not exists and not self.params["create"]:
-            self.module.fail_json(msg="target database %s does not exist; set create: true to create it" % database,
-                                  **self.result)
+            self.module.fail_json(
+                msg="target database %s does not exist; set create: true to create it" % database, **self.result
+            )
         if exists and not self.params["clean"]:
             relations = int(self.client.rows(database, sql.SQL(USER_RELATIONS))[0][0])
             if relations:
@@ -246,13 +250,17 @@ class RestoreManager:
 
     def create_database(self, database: str) -> None:
         try:
-            self.client.rows(self.params["maintenance_db"], sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+            self.client.rows(
+                self.params["maintenance_db"], sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database))
+            )
         except ClientToolError as exc:
             self.fail("cannot create database %s" % database, exc)
 
     def drop_created_database(self, database: str) -> None:
         try:
-            self.client.rows(self.params["maintenance_db"], sql.SQL("DROP DATABASE {}").format(sql.Identifier(database)))
+            self.client.rows(
+                self.params["maintenance_db"], sql.SQL("DROP DATABASE {}").format(sql.Identifier(database))
+            )
         except ClientToolError:
             self.module.warn("could not drop database %s created for the failed restore" % database)
 
@@ -262,21 +270,24 @@ class RestoreManager:
         if not self.client.container:
             self.client.run(operation, "pg_restore", get_restore_cmd(self.params, conninfo, backup_path))
         elif manifest["format"] == "custom" and self.params["jobs"] == 1:
-            self.client.run(operation, "pg_restore", get_restore_cmd(self.params, conninfo, None),
-                            stdin_path=backup_path)
+            self.client.run(
+                operation, "pg_restore", get_restore_cmd(self.params, conninfo, None), stdin_path=backup_path
+            )
         else:
             # directory archives and parallel jobs need the archive as a path inside the container
             scratch = self.client.scratch_path(".safedeploy-restore-%s" % os.path.basename(backup_path))
-            self.client.docker("copy the backup into the container",
-                               ["cp", backup_path, "%s:%s" % (self.client.container, scratch)])
+            self.client.docker(
+                "copy the backup into the container", ["cp", backup_path, "%s:%s" % (self.client.container, scratch)]
+            )
             try:
                 self.client.run(operation, "pg_restore", get_restore_cmd(self.params, conninfo, scratch))
             finally:
                 self.client.docker("remove the scratch copy", ["exec", self.client.container, "rm", "-rf", scratch])
 
     def fail(self, operation: str, exc: ClientToolError) -> None:
-        self.module.fail_json(msg="%s: %s" % (operation, exc), cmd=exc.argv, rc=exc.rc, stderr=exc.stderr,
-                              **self.result)
+        self.module.fail_json(
+            msg="%s: %s" % (operation, exc), cmd=exc.argv, rc=exc.rc, stderr=exc.stderr, **self.result
+        )
 
 
 def main() -> None:

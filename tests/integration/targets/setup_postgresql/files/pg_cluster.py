@@ -76,8 +76,9 @@ def is_running(state_dir: str) -> bool:
     info_path = os.path.join(state_dir, "cluster.json")
     if not os.path.exists(info_path):
         return False
-    result = run_as_server([os.path.join(bin_dir(), "pg_ctl"), "status", "-D", os.path.join(state_dir, "data")],
-                           server_account())
+    result = run_as_server(
+        [os.path.join(bin_dir(), "pg_ctl"), "status", "-D", os.path.join(state_dir, "data")], server_account()
+    )
     return result.returncode == 0
 
 
@@ -99,19 +100,69 @@ def start(state_dir: str) -> dict:
         for path in (state_dir, pwfile, socket_dir):
             os.chown(path, account.pw_uid, account.pw_gid)
     data_dir = os.path.join(state_dir, "data")
-    must(run_as_server([os.path.join(bin_dir(), "initdb"), "-D", data_dir, "-U", "postgres", "--pwfile", pwfile,
-                        "--auth-local=scram-sha-256", "--auth-host=scram-sha-256", "-E", "UTF8",
-                        "--locale=C.UTF-8", "--no-sync"], account), "initdb")
+    must(
+        run_as_server(
+            [
+                os.path.join(bin_dir(), "initdb"),
+                "-D",
+                data_dir,
+                "-U",
+                "postgres",
+                "--pwfile",
+                pwfile,
+                "--auth-local=scram-sha-256",
+                "--auth-host=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "--no-sync",
+            ],
+            account,
+        ),
+        "initdb",
+    )
     os.unlink(pwfile)
     port = free_port()
-    options = " ".join([
-        "-p %d" % port, "-k %s" % socket_dir, "-c listen_addresses=127.0.0.1", "-c fsync=off",
-        "-c synchronous_commit=off", "-c full_page_writes=off", "-c max_connections=200",
-    ])
-    must(run_as_server([os.path.join(bin_dir(), "pg_ctl"), "start", "-w", "-t", "60", "-D", data_dir,
-                        "-l", os.path.join(state_dir, "server.log"), "-o", options], account), "pg_ctl start")
-    info = {"host": "127.0.0.1", "port": port, "user": "postgres", "password": password,
-            "socket_dir": socket_dir, "data_dir": data_dir, "bin_dir": bin_dir(), "state_dir": state_dir}
+    options = " ".join(
+        [
+            "-p %d" % port,
+            "-k %s" % socket_dir,
+            "-c listen_addresses=127.0.0.1",
+            "-c fsync=off",
+            "-c synchronous_commit=off",
+            "-c full_page_writes=off",
+            "-c max_connections=200",
+        ]
+    )
+    must(
+        run_as_server(
+            [
+                os.path.join(bin_dir(), "pg_ctl"),
+                "start",
+                "-w",
+                "-t",
+                "60",
+                "-D",
+                data_dir,
+                "-l",
+                os.path.join(state_dir, "server.log"),
+                "-o",
+                options,
+            ],
+            account,
+        ),
+        "pg_ctl start",
+    )
+    info = {
+        "host": "127.0.0.1",
+        "port": port,
+        "user": "postgres",
+        "password": password,
+        "socket_dir": socket_dir,
+        "data_dir": data_dir,
+        "bin_dir": bin_dir(),
+        "state_dir": state_dir,
+    }
     with open(os.open(info_path, os.O_WRONLY | os.O_CREAT, 0o600), "w") as handle:
         json.dump(info, handle)
     return info
@@ -120,8 +171,7 @@ def start(state_dir: str) -> dict:
 def stop(state_dir: str) -> None:
     data_dir = os.path.join(state_dir, "data")
     if os.path.exists(os.path.join(data_dir, "postmaster.pid")):
-        run_as_server([os.path.join(bin_dir(), "pg_ctl"), "stop", "-m", "immediate", "-D", data_dir],
-                      server_account())
+        run_as_server([os.path.join(bin_dir(), "pg_ctl"), "stop", "-m", "immediate", "-D", data_dir], server_account())
     shutil.rmtree(state_dir, ignore_errors=True)
 
 

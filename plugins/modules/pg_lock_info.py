@@ -1,0 +1,308 @@
+#!/usr/bin/python
+# Copyright (c) safedeploy.migrations contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: pg_lock_info
+short_description: Report who blocks whom, long and idle transactions, pg_dump and advisory locks in PostgreSQL
+version_added: 0.1.0
+description:
+  - Reads C(pg_stat_activity) and C(pg_locks) and reports the sessions that get in the way of a schema migration.
+  - RV(blocking) lists lock waits found with C(pg_blocking_pids()), one entry per waiting and blocking backend pair.
+  - RV(long_transactions), RV(idle_in_transaction), RV(dumps_running) and RV(advisory_locks) cover the whole
+    cluster, each session names its database; RV(locks) covers the database of O(login_db).
+  - The module's own connection is excluded and uses the C(application_name) C(safedeploy.pg_lock_info).
+author: safedeploy.migrations maintainers (@safedeploy)
+extends_documentation_fragment:
+  - safedeploy.migrations._postgres
+  - safedeploy.migrations._attributes
+  - safedeploy.migrations._attributes.actiongroup_postgres
+  - safedeploy.migrations._attributes.info_module
+options:
+  min_xact_age:
+    description:
+      - Transactions open for at least this many seconds are reported in RV(long_transactions).
+    type: float
+    default: 60
+  query_length:
+    description:
+      - Longest query text returned, in characters; longer texts are cut and end with C(...).
+      - Whitespace runs are folded into one space. V(0) returns no query text at all.
+    type: int
+    default: 200
+  relations:
+    description:
+      - Relation names, optionally schema-qualified (C(public.orders)), whose locks RV(locks) reports.
+      - Resolved like C(to_regclass()), with the search path of O(login_user); names that do not exist are listed
+        in RV(missing_relations).
+      - When not set, RV(locks) lists every relation-level lock of the database; an empty list reports none.
+    type: list
+    elements: str
+notes:
+  - The login role should be a superuser or a member of C(pg_read_all_stats) (C(pg_monitor)); other roles see
+    sessions of other roles without query, state or client address.
+  - Needs PostgreSQL 10 or later. Wait times count from C(pg_locks.waitstart) on PostgreSQL 14 and later, from the
+    start of the waiting statement before.
+  - C(pg_blocking_pids()) reports heavyweight locks only (not LWLocks or buffer pins). It also names backends queued
+    ahead for a conflicting lock, a parallel query by its leader, and a prepared transaction as pid V(0). A row lock
+    wait shows as C(transactionid) without a relation.
+  - The views are read one after another, so a session may appear in one list and be gone from the next.
+"""
+
+EXAMPLES = r"""
+- name: Who is in the way of the migration?
+  safedeploy.migrations.pg_lock_info:
+    login_host: db.example.com
+    login_user: migrator
+    login_password: "{{ vault_migrator_password }}"
+    login_db: shop
+    relations: [orders, public.customers]
+    min_xact_age: 30
+  register: pg_locks
+
+- name: Stop before DDL while a pg_dump runs or sessions already queue for the tables
+  ansible.builtin.assert:
+    that:
+      - pg_locks.dumps_running | selectattr('database', 'equalto', 'shop') | list | length == 0
+      - pg_locks.locks | rejectattr('granted') | list | length == 0
+    fail_msg: "blocked: {{ pg_locks.blocking | map(attribute='blocking_pid') | unique | list }}"
+
+- name: Show who holds the migration advisory lock
+  ansible.builtin.debug:
+    msg: "{{ pg_locks.advisory_locks | selectattr('granted') | map(attribute='application_name') | list }}"
+"""
+
+RETURN = r"""
+database: {description: Database the module connected to., type: str, returned: always, sample: shop}
+server_version: {description: Version of the server., type: str, returned: always, sample: "15.8"}
+blocking:
+  description: One entry per waiting backend and each backend it waits for, longest wait first.
+  type: list
+  elements: dict
+  returned: always
+  contains:
+    blocked_pid: {description: Backend waiting for a lock., type: int, returned: always, sample: 4242}
+    blocking_pid: {description: "Blocker; 0 is a prepared transaction.", type: int, returned: always, sample: 4200}
+    locktype: {description: Kind of the awaited lock., type: str, returned: always, sample: relation}
+    mode: {description: Mode of the awaited lock., type: str, returned: always, sample: AccessExclusiveLock}
+    relation: {description: "Awaited relation, if in this database.", type: str, returned: always, sample: orders}
+    wait_seconds: {description: Seconds the backend has waited., type: float, returned: always, sample: 12.5}
+    blocked:
+      description: Session of RV(blocking[].blocked_pid).
+      type: dict
+      returned: always
+      contains: &session
+        pid: {description: "Backend process id; null if none matched.", type: int, returned: always, sample: 4200}
+        database: {description: Database of the session., type: str, returned: always, sample: shop}
+        user: {description: Role of the session., type: str, returned: always, sample: app}
+        application_name: {description: Name the client gave., type: str, returned: always, sample: gunicorn}
+        client_addr: {description: "Client IP; null for a Unix socket.", type: str, returned: always, sample: 10.0.3.7}
+        backend_type: {description: Kind of backend., type: str, returned: always, sample: client backend}
+        state: {description: State of the session., type: str, returned: always, sample: idle in transaction}
+        wait_event_type: {description: "What it waits for, if anything.", type: str, returned: always, sample: Lock}
+        wait_event: {description: The wait event., type: str, returned: always, sample: relation}
+        xact_age_seconds: {description: Seconds the transaction is open., type: float, returned: always, sample: 75.2}
+        state_age_seconds: {description: Seconds since the state changed., type: float, returned: always, sample: 70.1}
+        query: {description: "Last query, shortened to O(query_length).", type: str, returned: always, sample: SELECT 1}
+    blocking:
+      description: "Session of RV(blocking[].blocking_pid); all null for a prepared transaction."
+      type: dict
+      returned: always
+      contains: *session
+root_blocking_pids:
+  description: Backends that block others and wait for nobody, the heads of the chains in RV(blocking).
+  type: list
+  elements: int
+  returned: always
+  sample: [4200]
+long_transactions:
+  description: Sessions whose transaction is open for at least O(min_xact_age) seconds, oldest first.
+  type: list
+  elements: dict
+  returned: always
+  contains: *session
+idle_in_transaction:
+  description: Sessions idle inside an open transaction, of any age, longest idle first.
+  type: list
+  elements: dict
+  returned: always
+  contains: *session
+dumps_running:
+  description: Sessions of C(pg_dump) or C(pg_dumpall), found by their C(application_name).
+  type: list
+  elements: dict
+  returned: always
+  contains: *session
+advisory_locks:
+  description: Advisory locks held or awaited and the session of their holder or waiter.
+  type: list
+  elements: dict
+  returned: always
+  contains:
+    <<: *session
+    key: {description: "The bigint key; null for two keys.", type: int, returned: always, sample: 7243010002}
+    key_pair: {description: "The two integer keys, or null.", type: list, elements: int, returned: always, sample: null}
+    mode: {description: Lock mode., type: str, returned: always, sample: ExclusiveLock}
+    granted: {description: Whether the lock is held (not awaited)., type: bool, returned: always, sample: true}
+locks:
+  description:
+    - Relation-level locks of the database on O(relations) (all when not set), held or awaited, and their session.
+  type: list
+  elements: dict
+  returned: always
+  contains:
+    <<: *session
+    relation: {description: Locked relation., type: str, returned: always, sample: orders}
+    mode: {description: Lock mode., type: str, returned: always, sample: RowExclusiveLock}
+    granted: {description: Whether the lock is held (not awaited)., type: bool, returned: always, sample: false}
+    wait_seconds: {description: "Seconds waited; null when granted.", type: float, returned: always, sample: 3.1}
+missing_relations:
+  description: Names in O(relations) that are not a relation of the database.
+  type: list
+  elements: str
+  returned: always
+  sample: [orders_archive]
+summary:
+  description: Counts of the lists.
+  type: dict
+  returned: always
+  contains:
+    blocked_sessions: {description: Distinct waiters in RV(blocking)., type: int, returned: always, sample: 1}
+    blocking_sessions: {description: Distinct blockers in RV(blocking)., type: int, returned: always, sample: 1}
+    max_wait_seconds: {description: Longest wait in RV(blocking)., type: float, returned: always, sample: 12.5}
+    long_transactions: {description: Entries in RV(long_transactions)., type: int, returned: always, sample: 2}
+    idle_in_transaction: {description: Entries in RV(idle_in_transaction)., type: int, returned: always, sample: 1}
+    dumps_running: {description: Entries in RV(dumps_running)., type: int, returned: always, sample: 0}
+    advisory_locks: {description: Entries in RV(advisory_locks)., type: int, returned: always, sample: 1}
+    locks_granted: {description: Held locks in RV(locks)., type: int, returned: always, sample: 3}
+    locks_waiting: {description: Awaited locks in RV(locks)., type: int, returned: always, sample: 1}
+queries:
+  description: The SQL the module ran, with its parameters, in order.
+  type: list
+  elements: str
+  returned: always
+  sample: ["SELECT current_database() AS database, current_setting('server_version') AS server_version, ..."]
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.safedeploy.migrations.plugins.module_utils._lock_info import (
+    ADVISORY_LOCKS_QUERY,
+    APPLICATION_NAME,
+    DUMPS_RUNNING_QUERY,
+    IDLE_IN_TRANSACTION_QUERY,
+    LONG_TRANSACTIONS_QUERY,
+    RESOLVE_RELATIONS_QUERY,
+    SERVER_QUERY,
+    advisory_lock_entry,
+    blocking_entry,
+    blocking_query,
+    missing_relations,
+    relation_lock_entry,
+    relation_locks_query,
+    root_blocking_pids,
+    session_entry,
+    summarize,
+)
+from ansible_collections.safedeploy.migrations.plugins.module_utils._postgres import (
+    connect,
+    describe_target,
+    error_text,
+    postgres_common_argument_spec,
+    psycopg,
+)
+
+
+class LockInfoReader:
+    """Runs the read-only queries on one autocommit connection and keeps them as the audit trail."""
+
+    def __init__(self, module: AnsibleModule, connection) -> None:
+        self.module = module
+        self.cursor = psycopg.ClientCursor(connection, row_factory=psycopg.rows.dict_row)
+        self.queries: list[str] = []
+        self.database: str | None = None
+
+    def rows(self, what: str, sql: str, params: dict | None = None) -> list:
+        try:
+            self.queries.append(self.cursor.mogrify(sql, params))
+            self.cursor.execute(sql, params)
+            return self.cursor.fetchall()
+        except psycopg.Error as exc:
+            target = describe_target(self.module.params, self.database)
+            self.module.fail_json(msg=f"reading {what} from {target} failed: {error_text(exc)}", queries=self.queries)
+
+    def read(self) -> dict:
+        params = self.module.params
+        query_length = params["query_length"]
+        relations = params["relations"]
+        server = self.rows("the server version", SERVER_QUERY)[0]
+        self.database = server["database"]
+        version_num = server["server_version_num"]
+        result = {
+            "database": server["database"],
+            "server_version": server["server_version"],
+            "blocking": [
+                blocking_entry(row, query_length) for row in self.rows("blocked sessions", blocking_query(version_num))
+            ],
+            "long_transactions": [
+                session_entry(row, query_length)
+                for row in self.rows(
+                    "long transactions", LONG_TRANSACTIONS_QUERY, {"min_xact_age": params["min_xact_age"]}
+                )
+            ],
+            "idle_in_transaction": [
+                session_entry(row, query_length)
+                for row in self.rows("idle-in-transaction sessions", IDLE_IN_TRANSACTION_QUERY)
+            ],
+            "dumps_running": [
+                session_entry(row, query_length) for row in self.rows("running pg_dump sessions", DUMPS_RUNNING_QUERY)
+            ],
+            "advisory_locks": [
+                advisory_lock_entry(row, query_length) for row in self.rows("advisory locks", ADVISORY_LOCKS_QUERY)
+            ],
+            "missing_relations": [],
+        }
+        if relations:
+            resolved = self.rows("the relations", RESOLVE_RELATIONS_QUERY, {"relations": relations})
+            result["missing_relations"] = missing_relations(resolved)
+        result["locks"] = []
+        if relations != []:
+            result["locks"] = [
+                relation_lock_entry(row, query_length)
+                for row in self.rows("relation locks", relation_locks_query(version_num), {"relations": relations})
+            ]
+        result["root_blocking_pids"] = root_blocking_pids(result["blocking"])
+        result["summary"] = summarize(result)
+        result["queries"] = self.queries
+        return result
+
+
+def validate(module: AnsibleModule) -> None:
+    if module.params["min_xact_age"] < 0:
+        module.fail_json(msg=f"min_xact_age must be 0 or more seconds, got {module.params['min_xact_age']}")
+    if module.params["query_length"] < 0:
+        module.fail_json(msg=f"query_length must be 0 or more characters, got {module.params['query_length']}")
+
+
+def main() -> None:
+    argument_spec = postgres_common_argument_spec()
+    argument_spec.update(
+        min_xact_age=dict(type="float", default=60),
+        query_length=dict(type="int", default=200),
+        relations=dict(type="list", elements="str"),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    validate(module)
+    connection = connect(module, application_name=APPLICATION_NAME)
+    try:
+        result = LockInfoReader(module, connection).read()
+    finally:
+        connection.close()
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == "__main__":
+    main()
