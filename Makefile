@@ -21,7 +21,7 @@ export PATH := $(BIN):$(PATH)
 help:
 	@echo "make setup        virtualenv $(VENV), the collection visible to Ansible and ansible-test"
 	@echo "make test         setup + sanity + unit + integration + lint (what CI runs)"
-	@echo "make demo         back up and restore a database in the local postgres container"
+	@echo "make demo         back up, restore-drill and inspect a local postgres container"
 	@echo "make bench        benchmarks under tests/bench (not part of make test)"
 
 $(VENV)/.installed: requirements/dev.txt
@@ -67,7 +67,7 @@ lint: setup
 test: sanity units integration lint
 
 demo: setup docker-host
-	$(BIN)/ansible-playbook -i inventories/local playbooks/demo_backup.yml
+	$(BIN)/ansible-playbook -i inventories/local playbooks/demo.yml
 
 bench: setup docker-host
 	$(BIN)/python tests/bench/bench_backup.py

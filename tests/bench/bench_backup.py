@@ -33,6 +33,7 @@ BENCH_DATABASE = "bench"
 MIB = 1024 * 1024
 # pgbench -i at scale 1 takes about 15 MiB with its indexes; only the first guess of the scale depends on it
 MIB_PER_SCALE = 15.0
+ACCOUNTS_PER_SCALE = 100000
 TARGET_RATIO = 1.3
 
 
@@ -108,15 +109,18 @@ def quote_literal(text: str) -> str:
     return "'%s'" % text.replace("'", "''")
 
 
-def build_database(server: Server, target_mib: int) -> int:
+def build_database(server: Server, target_mib: int, filler: str) -> int:
     """Fill the bench database with pgbench tables of at least target_mib; returns the pgbench scale."""
     server.query("CREATE DATABASE %s" % BENCH_DATABASE)
     scale = max(1, math.ceil(target_mib / MIB_PER_SCALE))
     for _attempt in range(3):
-        progress("building the database: pgbench -i -s %d" % scale)
-        # server-side generation (G) is much faster than streaming rows from pgbench
-        init = [server.tool("pgbench"), "-i", "-s", str(scale), "-I", "dtGvp", *server.connection_args()]
-        run_tool([*init, BENCH_DATABASE], server.env())
+        progress("building the database: pgbench -i -s %d, %s filler" % (scale, filler))
+        if filler == "md5":
+            pgbench_init(server, scale, "dtG")
+            fill_accounts_with_md5(server, scale)
+            pgbench_init(server, scale, "vp")
+        else:
+            pgbench_init(server, scale, "dtGvp")
         size = database_size(server)
         if size >= target_mib * MIB:
             server.query("CHECKPOINT")
@@ -124,6 +128,22 @@ def build_database(server: Server, target_mib: int) -> int:
         # the tables grow linearly with the scale, so one correction is normally enough
         scale = math.ceil(scale * target_mib * MIB / size) + 1
     raise BenchError("could not build a database of %d MiB with pgbench" % target_mib)
+
+
+def pgbench_init(server: Server, scale: int, steps: str) -> None:
+    # server-side generation (G) is much faster than streaming rows from pgbench
+    init = [server.tool("pgbench"), "-i", "-s", str(scale), "-I", steps, *server.connection_args()]
+    run_tool([*init, BENCH_DATABASE], server.env())
+
+
+def fill_accounts_with_md5(server: Server, scale: int) -> None:
+    """pgbench_accounts again, its blank filler replaced by 84 hex characters, which compress about 2:1."""
+    server.query(
+        "TRUNCATE pgbench_accounts; INSERT INTO pgbench_accounts (aid, bid, abalance, filler) "
+        "SELECT aid, (aid - 1) / %d + 1, 0, md5(aid::text) || md5((-aid)::text) || left(md5((2 * aid)::text), 20) "
+        "FROM generate_series(1, %d) AS aid" % (ACCOUNTS_PER_SCALE, scale * ACCOUNTS_PER_SCALE),
+        BENCH_DATABASE,
+    )
 
 
 def tree_size(path: str) -> int:
@@ -293,7 +313,10 @@ def print_report(report: dict) -> None:
         % (machine["nproc"], machine["cpu_model"], machine["ram_gib"], machine["kernel"], machine["python"])
     )
     print("postgresql: server %s, %s" % (machine["postgresql_server"], machine["pg_dump"]))
-    print("database:   pgbench scale %d, %.1f MiB (pg_database_size)" % (database["scale"], database["size_mib"]))
+    print(
+        "database:   pgbench scale %d, %s filler, %.1f MiB (pg_database_size)"
+        % (database["scale"], database["filler"], database["size_mib"])
+    )
     print(
         "runs:       %d timed per case after 1 untimed warm-up, baseline/candidate order alternating" % report["repeat"]
     )
@@ -324,7 +347,7 @@ def run_benchmark(harness: ModuleType, work_dir: str, args: argparse.Namespace) 
         raise BenchError("%s does not hold the collection; run `make setup` first" % COLLECTIONS_ROOT)
     progress("starting an ephemeral PostgreSQL cluster")
     server = start_server(harness, os.path.join(work_dir, "pg"))
-    scale = build_database(server, args.size_mb)
+    scale = build_database(server, args.size_mb, args.filler)
     size = database_size(server)
     progress("database built: %.1f MiB" % (size / MIB))
     pairs = [
@@ -341,7 +364,7 @@ def run_benchmark(harness: ModuleType, work_dir: str, args: argparse.Namespace) 
     cases = {case.label: case for pair in pairs for case in pair}
     return {
         "machine": machine_description(server),
-        "database": {"scale": scale, "size_bytes": size, "size_mib": round(size / MIB, 1)},
+        "database": {"scale": scale, "filler": args.filler, "size_bytes": size, "size_mib": round(size / MIB, 1)},
         "repeat": args.repeat,
         "cases": [case_figures(case) for case in cases.values()],
         "ratios": ratio_figures(cases),
@@ -352,6 +375,12 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=500, help="minimum database size in MiB (default 500)")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per case (default 3)")
+    parser.add_argument(
+        "--filler",
+        choices=["blank", "md5"],
+        default="blank",
+        help="pgbench_accounts.filler: pgbench's blanks (dump compresses ~50:1, the default) or md5 text (~2:1)",
+    )
     parser.add_argument("--json", metavar="FILE", help="also write the figures to FILE as JSON")
     args = parser.parse_args()
     if args.size_mb < 1 or args.repeat < 1:
