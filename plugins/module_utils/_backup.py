@@ -128,6 +128,24 @@ def restrict_permissions(path: str) -> None:
         os.chmod(path, 0o600)
 
 
+def flush_to_disk(path: str) -> None:
+    """fsync a backup's files and directories: it must survive a crash of the host that runs the DDL next."""
+    paths = [path]
+    if os.path.isdir(path):
+        paths = [os.path.join(root, name) for root, _dirs, names in os.walk(path) for name in names] + [path]
+    for item in paths:
+        fsync_path(item)
+
+
+def fsync_path(path: str) -> None:
+    """fsync one file, or one directory's entries (after a rename into it)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def remove_path(path: str) -> None:
     if os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path, ignore_errors=True)

@@ -15,6 +15,8 @@ description:
     writes a JSON manifest beside it and only then gives the backup its final name.
   - "Verification: the sha256 of the archive, the table of contents (C(pg_restore --list)) and a full read of every
     data block (C(pg_restore -f /dev/null)); the table of contents alone accepts truncated and bit-flipped archives."
+  - The verified backup is flushed to disk (fsync) before it gets its final name, so it survives a crash of the host
+    during the migration that follows.
   - Checks the free space of O(dest) against the database size before dumping, and leaves no partial file behind
     when anything fails.
   - Prunes older backups of the same database by O(keep_last) and O(max_age) after the new backup is verified.
@@ -223,7 +225,9 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.safedeploy.migrations.plugins.module_utils._backup import (
     backup_name,
+    flush_to_disk,
     free_bytes,
+    fsync_path,
     list_manifests,
     manifest_path_for,
     parse_duration,
@@ -345,8 +349,10 @@ class BackupManager:
                 created_at=created_at,
                 duration=time.monotonic() - started,
             )
+            flush_to_disk(partial)
             os.rename(partial, path)
             write_private_json(manifest_path_for(path), manifest)
+            fsync_path(self.params["dest"])
             return manifest
         except ClientToolError as exc:
             remove_path(partial)

@@ -14,6 +14,7 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._backup impo
     backup_name,
     checksum_backup,
     checksum_problems,
+    flush_to_disk,
     list_manifests,
     parse_duration,
     partial_path_for,
@@ -173,3 +174,11 @@ def test_list_manifests_only_ours_for_the_database(tmp_path):
     write_private_json(str(tmp_path / "c.json"), {"kind": "something else", "database": "erp"})
     (tmp_path / "broken.json").write_text("{")
     assert [item[1]["name"] for item in list_manifests(str(tmp_path), "erp")] == ["a.dump"]
+
+
+def test_flush_to_disk_takes_files_and_directories(tmp_path):
+    (tmp_path / "erp.dir").mkdir()
+    (tmp_path / "erp.dir" / "toc.dat").write_bytes(b"toc")
+    (tmp_path / "erp.dump").write_bytes(b"archive")
+    flush_to_disk(str(tmp_path / "erp.dir"))
+    flush_to_disk(str(tmp_path / "erp.dump"))
