@@ -17,9 +17,11 @@ try:
     import psycopg
     from psycopg import sql  # noqa: F401  # pylint: disable=unused-import
     from psycopg.conninfo import make_conninfo
+    from psycopg.rows import dict_row  # noqa: F401  # pylint: disable=unused-import
 except ImportError:
     psycopg = None
     sql = None
+    dict_row = None
     make_conninfo = None
     PSYCOPG_IMPORT_ERROR = traceback.format_exc()
 
