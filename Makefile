@@ -69,7 +69,7 @@ test: sanity units integration lint
 demo: setup docker-host
 	$(BIN)/ansible-playbook -i inventories/local playbooks/demo.yml
 
-bench: setup docker-host
+bench: setup
 	$(BIN)/python tests/bench/bench_backup.py
 
 changelog: setup

@@ -8,8 +8,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import re
+from subprocess import PIPE
 
 from ansible_collections.safedeploy.migrations.plugins.module_utils._backup import (
     MANIFEST_KIND,
@@ -17,6 +20,8 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._backup impo
     checksum_backup,
     format_timestamp,
 )
+
+_CHUNK = 1024 * 1024
 
 _HEADER_FIELDS = {
     "TOC Entries": "toc_entries",
@@ -97,41 +102,86 @@ def build_manifest(
     }
 
 
-class ArchiveVerifier:
-    """Lists and fully reads an archive with pg_restore where it was written, checksumming it meanwhile."""
+class ArchiveWriter:
+    """Dumps one database into `partial` and verifies it where it was written; returns the TOC and checksums."""
 
-    def __init__(self, client, partial: str, scratch: str | None = None):
+    def __init__(self, client, params: dict, conninfo: str, partial: str, scratch: str | None = None):
         self.client = client
+        self.params = params
+        self.conninfo = conninfo
         self.partial = partial
         self.scratch = scratch
-        self.checksums: tuple = ()
 
-    def verify(self) -> str:
+    def write(self) -> tuple[str, tuple]:
+        if self.params["format"] == "custom":
+            return self.stream_custom()
         if self.scratch:
-            return self.verify_in_container_then_copy()
-        # a custom archive streamed out of a container is fed back through stdin
-        archive = None if self.client.container else self.partial
-        stdin_path = self.partial if self.client.container else None
-        toc = self.client.run("pg_restore --list", "pg_restore", get_list_cmd(archive), stdin_path=stdin_path)
-        reader = self.client.start(
-            "full read of the archive", "pg_restore", get_full_read_cmd(archive), stdin_path=stdin_path
-        )
+            return self.directory_in_container()
+        return self.directory_here()
+
+    def stream_custom(self) -> tuple[str, tuple]:
+        """pg_dump's output passes through here once: to the file, to sha256 and to a full-read pg_restore."""
+        dump = self.client.start("pg_dump", "pg_dump", get_dump_cmd(self.params, self.conninfo, None), stdout=PIPE)
+        reader = self.client.start("full read of the archive", "pg_restore", get_full_read_cmd(None), stdin=PIPE)
+        digest = hashlib.sha256()
+        size = 0
+        reader_open = True
         try:
-            self.checksums = checksum_backup(self.partial)
+            with open(self.partial, "wb") as archive:
+                for chunk in iter(lambda: dump.stdout.read(_CHUNK), b""):
+                    archive.write(chunk)
+                    digest.update(chunk)
+                    size += len(chunk)
+                    reader_open = reader_open and feed(reader, chunk)
+        except BaseException:
+            # a full disk or an interrupt: neither tool may outlive the failed backup
+            for process in (dump, reader):
+                process.kill()
+                process.wait()
+            raise
+        close_input(reader)
+        self.client.finish("pg_dump", dump)
+        self.client.finish("full read of the archive", reader)
+        toc = self.list_contents(None if self.client.container else self.partial)
+        return toc, (digest.hexdigest(), {}, size)
+
+    def list_contents(self, archive: str | None) -> str:
+        stdin = self.partial if archive is None else None
+        return self.client.run("pg_restore --list", "pg_restore", get_list_cmd(archive), stdin_path=stdin)
+
+    def directory_here(self) -> tuple[str, tuple]:
+        self.client.run("pg_dump", "pg_dump", get_dump_cmd(self.params, self.conninfo, self.partial))
+        toc = self.list_contents(self.partial)
+        reader = self.client.start("full read of the archive", "pg_restore", get_full_read_cmd(self.partial))
+        try:
+            checksums = checksum_backup(self.partial)
         finally:
             self.client.finish("full read of the archive", reader)
-        return toc
+        return toc, checksums
 
-    def verify_in_container_then_copy(self) -> str:
-        toc = self.client.run("pg_restore --list", "pg_restore", get_list_cmd(self.scratch))
-        reader = self.client.start("full read of the archive", "pg_restore", get_full_read_cmd(self.scratch))
-        self.client.finish("full read of the archive", reader)
-        self.client.docker(
-            "copy the archive out of the container",
-            ["cp", "%s:%s" % (self.client.container, self.scratch), self.partial],
-        )
+    def directory_in_container(self) -> tuple[str, tuple]:
+        """A directory archive cannot go through a pipe: written and read inside the container, then copied out."""
+        operation = "pg_dump in container %s" % self.client.container
+        self.client.run(operation, "pg_dump", get_dump_cmd(self.params, self.conninfo, self.scratch))
+        toc = self.list_contents(self.scratch)
+        self.client.run("full read of the archive", "pg_restore", get_full_read_cmd(self.scratch))
+        source = "%s:%s" % (self.client.container, self.scratch)
+        self.client.docker("copy the archive out of the container", ["cp", source, self.partial])
         for root, dirs, names in os.walk(self.partial):
             for name in dirs + names + ["."]:
                 os.chown(os.path.join(root, name), os.getuid(), os.getgid())
-        self.checksums = checksum_backup(self.partial)
-        return toc
+        return toc, checksum_backup(self.partial)
+
+
+def feed(reader, chunk: bytes) -> bool:
+    """Write to the verifying pg_restore; False once it has stopped reading (its exit code tells why)."""
+    try:
+        reader.stdin.write(chunk)
+        return True
+    except BrokenPipeError:
+        return False
+
+
+def close_input(reader) -> None:
+    with contextlib.suppress(BrokenPipeError):
+        reader.stdin.close()

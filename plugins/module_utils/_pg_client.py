@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import tempfile
 
 from ansible_collections.safedeploy.migrations.plugins.module_utils._postgres import (
     connect,
@@ -32,6 +33,13 @@ class ClientToolError(Exception):
         self.rc = rc
         self.stderr = stderr.strip()
         super().__init__("%s failed (rc=%s): %s" % (operation, rc, self.stderr or "no error output"))
+
+
+def read_and_close(stderr_file) -> str:
+    stderr_file.seek(0)
+    text = stderr_file.read().decode(errors="replace")
+    stderr_file.close()
+    return text
 
 
 class PgClient:
@@ -80,29 +88,43 @@ class PgClient:
         self, operation: str, tool: str, args: list[str], stdin_path: str | None = None, stdout_path: str | None = None
     ) -> str:
         """Run a tool to completion and return its output (empty when it went to stdout_path)."""
-        return self.finish(operation, self.start(operation, tool, args, stdin_path, stdout_path))
+        return self.finish(operation, self.start(operation, tool, args, stdin=stdin_path, stdout=stdout_path))
 
-    def start(
-        self, operation: str, tool: str, args: list[str], stdin_path: str | None = None, stdout_path: str | None = None
-    ) -> subprocess.Popen:
-        """Start a tool with the password in its environment; big inputs and outputs stream through files."""
-        argv = self.tool_argv(tool, args, interactive=stdin_path is not None)
+    def start(self, operation: str, tool: str, args: list[str], stdin=None, stdout=None) -> subprocess.Popen:
+        """Start a tool with the password in its environment.
+
+        stdin and stdout are a file path, PIPE, or None (no input; output captured). stderr goes to a temporary
+        file, so a tool that writes a lot of it can never stall a pipeline.
+        """
+        argv = self.tool_argv(tool, args, interactive=stdin is not None)
         self.commands.append(argv)
         env = dict(os.environ, **password_environment(self.module.params))
         with contextlib.ExitStack() as files:
             # the child keeps its own descriptors, so ours close as soon as it has started
-            stdin = files.enter_context(open(stdin_path, "rb")) if stdin_path else subprocess.DEVNULL
-            stdout = files.enter_context(open(stdout_path, "wb")) if stdout_path else subprocess.PIPE
+            stdin_file = files.enter_context(open(stdin, "rb")) if isinstance(stdin, str) else stdin
+            stdout_file = files.enter_context(open(stdout, "wb")) if isinstance(stdout, str) else stdout
+            stderr_file = tempfile.TemporaryFile()  # noqa: SIM115  (closed by finish())
             try:
-                return subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, env=env)
+                process = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL if stdin_file is None else stdin_file,
+                    stdout=subprocess.PIPE if stdout_file is None else stdout_file,
+                    stderr=stderr_file,
+                    env=env,
+                )
             except OSError as exc:
+                stderr_file.close()
                 raise ClientToolError(operation, argv, 127, str(exc)) from exc
+        process.stderr_file = stderr_file
+        return process
 
     def finish(self, operation: str, process: subprocess.Popen) -> str:
-        stdout, stderr = process.communicate()
+        stdout = process.stdout.read() if process.stdout else b""
+        process.wait()
+        stderr = read_and_close(process.stderr_file)
         if process.returncode != 0:
-            raise ClientToolError(operation, process.args, process.returncode, stderr.decode(errors="replace"))
-        return stdout.decode(errors="replace") if stdout else ""
+            raise ClientToolError(operation, process.args, process.returncode, stderr)
+        return stdout.decode(errors="replace")
 
     def check_container_running(self) -> None:
         argv = [self.docker_binary(), "inspect", "--format", "{{.State.Running}}", self.container]

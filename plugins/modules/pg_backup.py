@@ -15,6 +15,8 @@ description:
     writes a JSON manifest beside it and only then gives the backup its final name.
   - "Verification: the sha256 of the archive, the table of contents (C(pg_restore --list)) and a full read of every
     data block (C(pg_restore -f /dev/null)); the table of contents alone accepts truncated and bit-flipped archives."
+  - A custom archive is checked while it is dumped, at no extra pass over the disk: pg_dump's output flows once
+    through the module into the file, the sha256 and a reading C(pg_restore).
   - The verified backup is flushed to disk (fsync) before it gets its final name, so it survives a crash of the host
     during the migration that follows.
   - Checks the free space of O(dest) against the database size before dumping, and leaves no partial file behind
@@ -94,6 +96,8 @@ options:
 seealso:
   - module: safedeploy.migrations.pg_restore
 notes:
+  - The result names the backup RV(backup_path) rather than C(path), so Ansible does not replace RV(size) with the
+    size of a directory entry.
   - Only backups with a manifest are found by retention and accepted by M(safedeploy.migrations.pg_restore).
 """
 
@@ -123,7 +127,7 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-path:
+backup_path:
   description: Path of the backup (a file for V(custom), a directory for V(directory)); in check mode the path it
     would have.
   returned: always
@@ -135,7 +139,7 @@ sha256:
   type: str
   sample: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
 size:
-  description: Size of the backup in bytes.
+  description: Size of the backup in bytes (all files of a directory backup).
   returned: changed and not check mode
   type: int
   sample: 1048576
@@ -239,10 +243,9 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._backup impo
     write_private_json,
 )
 from ansible_collections.safedeploy.migrations.plugins.module_utils._dump_archive import (
-    ArchiveVerifier,
+    ArchiveWriter,
     archive_header,
     build_manifest,
-    get_dump_cmd,
 )
 from ansible_collections.safedeploy.migrations.plugins.module_utils._pg_client import ClientToolError, PgClient
 from ansible_collections.safedeploy.migrations.plugins.module_utils._postgres import (
@@ -272,7 +275,7 @@ class BackupManager:
 
         created_at = utc_now()
         path = os.path.join(self.params["dest"], backup_name(self.database, created_at, self.params["format"]))
-        self.result.update(changed=True, path=path, manifest_path=manifest_path_for(path))
+        self.result.update(changed=True, backup_path=path, manifest_path=manifest_path_for(path))
         to_prune = self.prunable(max_age, created_at, keep_name=os.path.basename(path))
         if self.module.check_mode:
             self.result["pruned"] = [manifest["path"] for manifest in to_prune]
@@ -333,11 +336,9 @@ class BackupManager:
         scratch = self.client.scratch_path(os.path.basename(partial)) if self.uses_container_scratch() else None
         started = time.monotonic()
         try:
-            self.dump(partial, scratch)
-            verifier = ArchiveVerifier(self.client, partial, scratch)
-            toc = verifier.verify()
+            writer = ArchiveWriter(self.client, self.params, self.client.conninfo(self.database), partial, scratch)
+            toc, (sha256, files, size) = writer.write()
             restrict_permissions(partial)
-            sha256, files, size = verifier.checksums
             manifest = build_manifest(
                 name=os.path.basename(path),
                 database=self.database,
@@ -368,24 +369,6 @@ class BackupManager:
     def uses_container_scratch(self) -> bool:
         # a directory archive cannot go through a pipe, so it is written inside the container and copied out
         return bool(self.client.container) and self.params["format"] == "directory"
-
-    def dump(self, partial: str, scratch: str | None) -> None:
-        conninfo = self.client.conninfo(self.database)
-        if not self.client.container:
-            self.client.run("pg_dump", "pg_dump", get_dump_cmd(self.params, conninfo, partial))
-        elif scratch:
-            self.client.run(
-                "pg_dump in container %s" % self.client.container,
-                "pg_dump",
-                get_dump_cmd(self.params, conninfo, scratch),
-            )
-        else:
-            self.client.run(
-                "pg_dump in container %s" % self.client.container,
-                "pg_dump",
-                get_dump_cmd(self.params, conninfo, None),
-                stdout_path=partial,
-            )
 
     def remove_scratch(self, scratch: str) -> None:
         try:

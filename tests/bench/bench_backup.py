@@ -317,8 +317,10 @@ def print_report(report: dict) -> None:
         "database:   pgbench scale %d, %s filler, %.1f MiB (pg_database_size)"
         % (database["scale"], database["filler"], database["size_mib"])
     )
+    load = report["load_average_1min"]
     print(
-        "runs:       %d timed per case after 1 untimed warm-up, baseline/candidate order alternating" % report["repeat"]
+        "runs:       %d timed per case after 1 untimed warm-up, baseline/candidate order alternating; "
+        "1-min load average %.2f before, %.2f after" % (report["repeat"], load["before"], load["after"])
     )
     print()
     print("%-24s %9s %9s %10s" % ("case", "median s", "min s", "size MiB"))
@@ -360,12 +362,16 @@ def run_benchmark(harness: ModuleType, work_dir: str, args: argparse.Namespace) 
             pg_backup_case(server, work_dir, "pg_backup directory j2", {"format": "directory", "jobs": 2}),
         ),
     ]
+    # other work on the machine skews the figures; the load average makes that visible
+    load_before = os.getloadavg()[0]
     measure(pairs, args.repeat)
+    load_after = os.getloadavg()[0]
     cases = {case.label: case for pair in pairs for case in pair}
     return {
         "machine": machine_description(server),
         "database": {"scale": scale, "filler": args.filler, "size_bytes": size, "size_mib": round(size / MIB, 1)},
         "repeat": args.repeat,
+        "load_average_1min": {"before": round(load_before, 2), "after": round(load_after, 2)},
         "cases": [case_figures(case) for case in cases.values()],
         "ratios": ratio_figures(cases),
     }
@@ -378,8 +384,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--filler",
         choices=["blank", "md5"],
-        default="blank",
-        help="pgbench_accounts.filler: pgbench's blanks (dump compresses ~50:1, the default) or md5 text (~2:1)",
+        default="md5",
+        help="pgbench_accounts.filler: md5 text (~2:1 like business data, the default) or pgbench's blanks (~50:1)",
     )
     parser.add_argument("--json", metavar="FILE", help="also write the figures to FILE as JSON")
     args = parser.parse_args()
@@ -405,6 +411,9 @@ def main() -> int:
     except BenchError as exc:
         print("bench_backup: %s" % exc, file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("bench_backup: interrupted", file=sys.stderr)
+        return 130
     finally:
         # a second Ctrl-C must not interrupt the clean-up
         signal.signal(signal.SIGINT, signal.SIG_IGN)

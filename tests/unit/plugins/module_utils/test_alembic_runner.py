@@ -1,0 +1,113 @@
+# Copyright (c) safedeploy.migrations contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.safedeploy.migrations.plugins.module_utils._alembic_runner import (
+    AlembicRunner,
+    RunnerError,
+    applied_in_order,
+    describe_failure,
+    is_lock_timeout,
+    last_started_revision,
+    pgoptions,
+)
+from ansible_collections.safedeploy.migrations.plugins.module_utils._lock_retry import (
+    backoff_seconds,
+    duration_ms,
+    lock_timeout_schedule,
+)
+
+LOCK_TIMEOUT_STDERR = """INFO  [alembic.runtime.migration] Context impl PostgresqlImpl.
+INFO  [alembic.runtime.migration] Running upgrade 0001_initial -> 0002_customer_phone, add phone
+Traceback (most recent call last):
+  File "/app/venv/lib/python3.11/site-packages/sqlalchemy/engine/base.py", line 1967, in _exec_single_context
+psycopg.errors.LockNotAvailable: canceling statement due to lock timeout
+
+The above exception was the direct cause of the following exception:
+
+sqlalchemy.exc.OperationalError: (psycopg.errors.LockNotAvailable) canceling statement due to lock timeout
+[SQL: ALTER TABLE customers ADD COLUMN phone TEXT]
+(Background on this error at: https://sqlalche.me/e/20/e3q8)
+"""
+
+
+def test_failure_names_the_revision_and_the_database_error():
+    message = describe_failure(["upgrade", "head"], LOCK_TIMEOUT_STDERR)
+    assert message == (
+        "alembic upgrade head failed in revision 0002_customer_phone: sqlalchemy.exc.OperationalError: "
+        "(psycopg.errors.LockNotAvailable) canceling statement due to lock timeout"
+    )
+    assert is_lock_timeout(LOCK_TIMEOUT_STDERR)
+
+
+@pytest.mark.parametrize(
+    "stderr, expected",
+    [
+        (
+            "FAILED: No config file 'alembic.ini' found, or file has no '[alembic]' section",
+            "alembic current failed, the alembic configuration or scripts are broken: FAILED: No config file",
+        ),
+        (
+            "FAILED: Can't locate revision identified by 'zzz'",
+            "alembic current failed, the alembic configuration or scripts are broken: FAILED: Can't locate",
+        ),
+        ("", "alembic current failed: no error output"),
+    ],
+)
+def test_configuration_failures(stderr, expected):
+    assert describe_failure(["current"], stderr).startswith(expected)
+    assert not is_lock_timeout(stderr)
+
+
+def test_steps_in_order_for_both_directions():
+    stderr = (
+        "INFO  [alembic.runtime.migration] Running upgrade  -> 0001, initial\n"
+        "INFO  [alembic.runtime.migration] Running upgrade 0001 -> 0002, phone\n"
+        "INFO  [alembic.runtime.migration] Running downgrade 0002 -> 0001, phone\n"
+    )
+    assert applied_in_order(stderr) == [
+        ("upgrade", "", "0001"),
+        ("upgrade", "0001", "0002"),
+        ("downgrade", "0002", "0001"),
+    ]
+    assert last_started_revision(stderr) == "0002"
+
+
+def test_pgoptions_skips_unset_values_and_escapes_spaces():
+    assert pgoptions({"lock_timeout": "2000ms", "statement_timeout": None, "search_path": "a, b"}) == (
+        "-c lock_timeout=2000ms -c search_path=a,\\ b"
+    )
+
+
+@pytest.mark.parametrize(
+    "text, ms", [("500ms", 500), ("2s", 2000), ("1min", 60000), ("250", 250), ("0", 0), ("1.5s", 1500)]
+)
+def test_duration_ms(text, ms):
+    assert duration_ms(text) == ms
+
+
+@pytest.mark.parametrize("text", ["2 seconds", "-1s", "s"])
+def test_duration_ms_rejects(text):
+    with pytest.raises(ValueError, match="PostgreSQL duration"):
+        duration_ms(text)
+
+
+def test_schedule_doubles_up_to_the_maximum():
+    assert lock_timeout_schedule(1000, 4, 4000) == [1000, 2000, 4000, 4000, 4000]
+    assert lock_timeout_schedule(1000, 0, 4000) == [1000]
+    assert lock_timeout_schedule(3000, 2, 1000) == [3000, 3000, 3000]
+    assert [backoff_seconds(attempt) for attempt in range(6)] == [0.5, 1.0, 2.0, 4.0, 5.0, 5.0]
+
+
+def test_runner_not_found_is_a_clear_error(tmp_path):
+    runner = AlembicRunner([str(tmp_path / "missing-alembic")])
+    with pytest.raises(RunnerError, match="alembic runner .*missing-alembic was not found"):
+        runner.run(["current"])
+    assert runner.commands == [[str(tmp_path / "missing-alembic"), "current"]]
+
+
+def test_runner_passes_extra_environment(tmp_path):
+    runner = AlembicRunner(["sh", "-c", 'echo "$PGOPTIONS|$APP"', "alembic"], runner_env={"APP": 1})
+    assert runner.run([], extra_env={"PGOPTIONS": "-c lock_timeout=1s"}) == "-c lock_timeout=1s|1\n"
