@@ -59,8 +59,8 @@ integration: test-tree docker-host
 	  $(BIN)/ansible-test integration --color no --local --allow-destructive --python $(PYTHON_VERSION) $(TARGETS)
 
 lint: setup
-	$(BIN)/ruff check plugins tests scripts
-	$(BIN)/ruff format --check plugins tests scripts
+	$(BIN)/ruff check plugins tests scripts examples
+	$(BIN)/ruff format --check plugins tests scripts examples
 	$(BIN)/ansible-lint
 	$(BIN)/antsibull-docs lint-collection-docs --plugin-docs $(COLLECTION_DIR)
 

@@ -16,8 +16,8 @@ options:
       - A local command, for example V([/opt/app/venv/bin/alembic, -c, /opt/app/alembic.ini]), or a compose one-shot,
         for example V([docker, compose, -p, erpmax, -f, /srv/erpmax/compose.yml, run, --rm, -T, -e, PGOPTIONS,
         migration, alembic]), so the alembic version and the scripts that run are the ones in the app image.
-      - A compose runner must pass E(PGOPTIONS) into the container (C(-e PGOPTIONS)) for O(lock_timeout) and
-        O(statement_timeout) of M(safedeploy.migrations.alembic_migrate) to reach alembic's connection.
+      - A compose runner must pass E(PGOPTIONS) into the container (C(-e PGOPTIONS)), so that the C(lock_timeout) and
+        C(statement_timeout) that M(safedeploy.migrations.alembic_migrate) sets reach alembic's connection.
     type: list
     elements: str
     required: true

@@ -15,8 +15,8 @@ description:
     writes a JSON manifest beside it and only then gives the backup its final name.
   - "Verification: the sha256 of the archive, the table of contents (C(pg_restore --list)) and a full read of every
     data block (C(pg_restore -f /dev/null)); the table of contents alone accepts truncated and bit-flipped archives."
-  - A custom archive is checked while it is dumped, at no extra pass over the disk: pg_dump's output flows once
-    through the module into the file, the sha256 and a reading C(pg_restore).
+  - A custom archive is checked while it is dumped, with no extra pass over the disk. The output of pg_dump flows
+    once through the module into the file, the sha256 and a reading C(pg_restore).
   - The verified backup is flushed to disk (fsync) before it gets its final name, so it survives a crash of the host
     during the migration that follows.
   - Checks the free space of O(dest) against the database size before dumping, and leaves no partial file behind
