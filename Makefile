@@ -16,11 +16,11 @@ PG_CLUSTER := tests/integration/targets/setup_postgresql/files/pg_cluster.py
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS_ROOT)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help setup test-tree docker-host sanity units integration lint test demo bench changelog clean
+.PHONY: help setup test-tree docker-host sanity units integration e2e lint test demo bench changelog clean
 
 help:
 	@echo "make setup        virtualenv $(VENV), the collection visible to Ansible and ansible-test"
-	@echo "make test         setup + sanity + unit + integration + lint (what CI runs)"
+	@echo "make test         setup + sanity + unit + integration + e2e + lint (what CI runs)"
 	@echo "make demo         back up, restore-drill and inspect a local postgres container"
 	@echo "make bench        benchmarks under tests/bench (not part of make test)"
 
@@ -64,7 +64,10 @@ lint: setup
 	$(BIN)/ansible-lint
 	$(BIN)/antsibull-docs lint-collection-docs --plugin-docs $(COLLECTION_DIR)
 
-test: sanity units integration lint
+e2e: setup docker-host
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
+
+test: sanity units integration e2e lint
 
 demo: setup docker-host
 	$(BIN)/ansible-playbook -i inventories/local playbooks/demo.yml

@@ -82,8 +82,13 @@ class AlembicRunner:
         except subprocess.TimeoutExpired as exc:
             raise RunnerError("alembic %s did not finish within %s s" % (" ".join(args), timeout), argv, -9) from exc
         if result.returncode != 0:
+            # alembic prints its own errors ("FAILED: ...") to stdout, the tracebacks to stderr
             raise RunnerError(
-                describe_failure(args, result.stderr), argv, result.returncode, result.stdout, result.stderr
+                describe_failure(args, result.stderr + result.stdout),
+                argv,
+                result.returncode,
+                result.stdout,
+                result.stderr,
             )
         return result.stdout
 

@@ -230,6 +230,7 @@ class Migration:
         self.runner = AlembicRunner(self.params["runner"], self.params["runner_env"], self.params["chdir"])
         self.application_name = "%s@%s:%d" % (self.params["application_name"], socket.gethostname(), os.getpid())
         self.connection = connect(module, application_name=self.application_name[:63])
+        self.lock = None
         self.database = self.connection.info.dbname
         self.lock_key = self.params["advisory_lock_key"]
         if self.lock_key is None:
@@ -267,7 +268,7 @@ class Migration:
         if self.module.check_mode or not path:
             self.finish()
 
-        lock = AdvisoryLock(self.connection, self.lock_key)
+        lock = self.lock = AdvisoryLock(self.connection, self.lock_key)
         if not lock.acquire(self.params["lock_wait_timeout"]):
             self.result["lock_wait_seconds"] = lock.waited_seconds
             self.fail(
@@ -275,10 +276,7 @@ class Migration:
                 % (self.lock_key, self.database, describe_holder(lock.holder()), lock.waited_seconds)
             )
         self.result["lock_wait_seconds"] = lock.waited_seconds
-        try:
-            self.migrate_under_lock(status, target)
-        finally:
-            lock.release()
+        self.migrate_under_lock(status, target)
         self.finish()
 
     def resolve(self, status: AlembicStatus) -> list[str]:
@@ -422,14 +420,23 @@ class Migration:
             return duration_ms(self.params["max_lock_timeout"])
         return 4 * self.lock_timeout_ms
 
-    def finish(self) -> None:
-        self.connection.close()
+    def close(self) -> None:
+        """Release the lock explicitly; closing the connection would release it too, this says so in the log."""
+        if not self.connection.closed:
+            if self.lock is not None:
+                self.lock.release()
+            self.connection.close()
         self.result["duration_seconds"] = round(time.monotonic() - self.started, 3)
+
+    def finish(self) -> None:
+        self.close()
         self.module.exit_json(**self.result)
 
     def fail(self, msg: str, **extra) -> None:
-        self.connection.close()
-        self.result["duration_seconds"] = round(time.monotonic() - self.started, 3)
+        try:
+            self.close()
+        except psycopg.Error as exc:
+            self.module.warn("closing the connection failed: %s" % error_text(exc))
         self.result.update(extra)
         self.result["changed"] = bool(self.result.get("attempts")) and self.result["changed"]
         self.module.fail_json(msg=msg, **self.result)

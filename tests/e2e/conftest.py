@@ -1,0 +1,188 @@
+# Copyright (c) safedeploy.migrations contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""End-to-end fixtures: an ephemeral PostgreSQL cluster, the example app in a virtualenv, real ansible-playbook runs."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE_APP = REPO / "examples" / "orchestrator"
+PLAYBOOKS = Path(__file__).resolve().parent / "playbooks"
+BUILD = REPO / ".build"
+
+
+def load_pg_cluster():
+    path = REPO / "tests" / "integration" / "targets" / "setup_postgresql" / "files" / "pg_cluster.py"
+    spec = importlib.util.spec_from_file_location("pg_cluster", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def pg():
+    """A cluster of the e2e session's own, removed afterwards."""
+    pg_cluster = load_pg_cluster()
+    state_dir = tempfile.mkdtemp(prefix="safedeploy-e2e-pg-")
+    os.rmdir(state_dir)
+    info = pg_cluster.start(state_dir)
+    yield info
+    pg_cluster.stop(state_dir)
+
+
+@pytest.fixture(scope="session")
+def example_venv() -> Path:
+    """The example app's pinned requirements in a virtualenv, rebuilt only when requirements.txt changes."""
+    requirements = EXAMPLE_APP / "requirements.txt"
+    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()[:16]
+    venv = BUILD / ("example-venv-%s" % digest)
+    if not (venv / ".installed").exists():
+        shutil.rmtree(venv, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check", "-r", str(requirements)],
+            check=True,
+        )
+        (venv / ".installed").touch()
+    return venv
+
+
+@pytest.fixture
+def app_copy(tmp_path) -> Path:
+    """A private copy of the example app, so a test may edit its scripts."""
+    target = tmp_path / "orchestrator"
+    shutil.copytree(EXAMPLE_APP, target, ignore=shutil.ignore_patterns("wheelhouse", "__pycache__"))
+    return target
+
+
+class Database:
+    """One fresh database per test, with the environment the modules and alembic need to reach it."""
+
+    def __init__(self, pg: dict, name: str):
+        self.pg = pg
+        self.name = name
+
+    def connect(self, **kwargs):
+        return psycopg.connect(
+            host=self.pg["host"],
+            port=self.pg["port"],
+            user=self.pg["user"],
+            password=self.pg["password"],
+            dbname=self.name,
+            autocommit=True,
+            **kwargs,
+        )
+
+    def scalar(self, query: str, params=None):
+        with self.connect() as connection:
+            row = connection.execute(query, params).fetchone()
+            return row[0] if row else None
+
+    @property
+    def environment(self) -> dict:
+        # the password reaches libpq through the environment only; DATABASE_URL carries none
+        return {
+            "PGHOST": self.pg["host"],
+            "PGPORT": str(self.pg["port"]),
+            "PGUSER": self.pg["user"],
+            "PGPASSWORD": self.pg["password"],
+            "DATABASE_URL": "postgresql://%s@%s:%s/%s" % (self.pg["user"], self.pg["host"], self.pg["port"], self.name),
+        }
+
+    def current_revisions(self) -> list[str]:
+        with self.connect() as connection:
+            if not connection.execute("SELECT to_regclass('alembic_version') IS NOT NULL").fetchone()[0]:
+                return []
+            return [row[0] for row in connection.execute("SELECT version_num FROM alembic_version ORDER BY 1")]
+
+    def advisory_locks(self) -> int:
+        return self.scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
+
+
+@pytest.fixture
+def database(pg):
+    name = "e2e_%s" % uuid.uuid4().hex[:10]
+    admin = psycopg.connect(
+        host=pg["host"], port=pg["port"], user=pg["user"], password=pg["password"], dbname="postgres", autocommit=True
+    )
+    admin.execute('CREATE DATABASE "%s"' % name)
+    yield Database(pg, name)
+    admin.execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
+    admin.close()
+
+
+class Playbook:
+    """A real ansible-playbook run with the JSON callback; tasks are found by name in the result."""
+
+    def __init__(self, completed: subprocess.CompletedProcess):
+        self.rc = completed.returncode
+        self.stdout = completed.stdout
+        self.stderr = completed.stderr
+        self.report = json.loads(completed.stdout[completed.stdout.index("{") :]) if "{" in completed.stdout else {}
+
+    def task(self, name: str) -> dict:
+        for play in self.report.get("plays", []):
+            for task in play["tasks"]:
+                if task["task"]["name"] == name:
+                    return next(iter(task["hosts"].values()))
+        raise KeyError("task %r not in the playbook output:\n%s\n%s" % (name, self.stdout[-3000:], self.stderr[-3000:]))
+
+
+def playbook_command(playbook: str, extra_vars: dict, check: bool = False, diff: bool = False) -> list[str]:
+    argv = [
+        str(Path(sys.executable).parent / "ansible-playbook"),
+        "-i",
+        "localhost,",
+        "-c",
+        "local",
+        str(PLAYBOOKS / playbook),
+        "-e",
+        json.dumps(extra_vars),
+    ]
+    return argv + (["--check"] if check else []) + (["--diff"] if diff else [])
+
+
+def playbook_environment(database: Database, extra: dict | None = None) -> dict:
+    env = dict(os.environ, **database.environment, **(extra or {}))
+    env.update(
+        ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+        ANSIBLE_COLLECTIONS_PATH=str(BUILD / "collections"),
+        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
+        ANSIBLE_LOCALHOST_WARNING="false",
+        ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
+    )
+    return env
+
+
+@pytest.fixture
+def run_playbook(database):
+    def run(playbook: str, check: bool = False, diff: bool = False, env: dict | None = None, **extra_vars) -> Playbook:
+        completed = subprocess.run(
+            playbook_command(playbook, extra_vars, check, diff),
+            env=playbook_environment(database, env),
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=600,
+        )
+        return Playbook(completed)
+
+    return run
+
+
+def alembic_runner(venv: Path, app: Path, section: str | None = None) -> list[str]:
+    runner = [str(venv / "bin" / "alembic"), "-c", str(app / "alembic.ini")]
+    return runner + (["-n", section] if section else [])
