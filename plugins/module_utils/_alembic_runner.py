@@ -16,6 +16,7 @@ import signal
 import subprocess
 
 _PR_SET_PDEATHSIG = 1
+CONTROLLER_CHECK_SECONDS = 0.5
 _RUNNING_UPGRADE = re.compile(r"Running (upgrade|downgrade) (.*?) -> ([^,\s]+)(?:, (.*))?$")
 _LOCK_NOT_AVAILABLE = re.compile(r"LockNotAvailable|lock timeout|55P03")
 _CONFIG_ERRORS = re.compile(
@@ -60,37 +61,66 @@ class AlembicRunner:
         self.chdir = chdir
         self.commands: list[list[str]] = []
 
-    def run(self, args: list[str], extra_env: dict | None = None, timeout: float | None = None) -> str:
+    def run(self, args: list[str], extra_env: dict | None = None) -> str:
         argv = self.runner + args
         self.commands.append(argv)
         env = dict(os.environ, **self.runner_env, **(extra_env or {}))
         try:
-            result = subprocess.run(
+            process = subprocess.Popen(
                 argv,
                 cwd=self.chdir,
                 env=env,
-                capture_output=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 text=True,
-                timeout=timeout,
                 preexec_fn=_die_with_parent,
-                check=False,
             )
         except FileNotFoundError as exc:
             raise RunnerError("alembic runner %s was not found: %s" % (argv[0], exc.strerror), argv, 127) from exc
         except OSError as exc:
             raise RunnerError("alembic runner %s could not start: %s" % (argv[0], exc), argv, 126) from exc
-        except subprocess.TimeoutExpired as exc:
-            raise RunnerError("alembic %s did not finish within %s s" % (" ".join(args), timeout), argv, -9) from exc
-        if result.returncode != 0:
+        stdout, stderr = wait_while_controller_lives(process, argv)
+        if process.returncode != 0:
             # alembic prints its own errors ("FAILED: ...") to stdout, the tracebacks to stderr
-            raise RunnerError(
-                describe_failure(args, result.stderr + result.stdout),
-                argv,
-                result.returncode,
-                result.stdout,
-                result.stderr,
-            )
-        return result.stdout
+            raise RunnerError(describe_failure(args, stderr + stdout), argv, process.returncode, stdout, stderr)
+        return stdout
+
+
+def wait_while_controller_lives(process: subprocess.Popen, argv: list[str]) -> tuple[str, str]:
+    """Wait for alembic, but stop it when the ansible-playbook that started this module is gone.
+
+    Ansible runs a task in a worker that leads its own session; when ansible-playbook is killed, that worker is
+    reparented (or dies) and a migration must not go on with nobody to report to. Under `async` the wrapper that
+    leads the session is a daemon from the start, so an async migration survives a lost controller.
+    """
+    leader = os.getsid(0)
+    leader_parent = parent_pid(leader)
+    watch = leader not in (os.getpid(), 1) and leader_parent not in (None, 1)
+    while True:
+        try:
+            return process.communicate(timeout=CONTROLLER_CHECK_SECONDS)
+        except subprocess.TimeoutExpired:
+            if watch and parent_pid(leader) != leader_parent:
+                process.kill()
+                stdout, stderr = process.communicate()
+                raise RunnerError(
+                    "alembic was stopped because the ansible-playbook that started it went away "
+                    "(its task process %d lost its parent %d)" % (leader, leader_parent),
+                    argv,
+                    -9,
+                    stdout,
+                    stderr,
+                ) from None
+
+
+def parent_pid(pid: int) -> int | None:
+    """The parent of a running process; None when it is gone or a zombie nobody reaps."""
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return None if fields[0] == "Z" else int(fields[1])
 
 
 def describe_failure(args: list[str], stderr: str) -> str:

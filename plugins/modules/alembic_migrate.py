@@ -341,17 +341,11 @@ class Migration:
                 last_attempt = attempt == len(schedule) or time.monotonic() + backoff_seconds(attempt) > budget_ends
                 if not lock_timed_out or last_attempt:
                     self.settle(status, before)
-                    self.fail(
-                        "%s; the database is at revision %s%s"
-                        % (
-                            exc,
-                            joined(self.read_current()) or "base",
-                            " after %d attempts" % attempt if lock_timed_out else "",
-                        ),
-                        cmd=exc.argv,
-                        rc=exc.rc,
-                        stderr=exc.stderr,
-                    )
+                    where = "the database is at revision %s" % (joined(self.read_current()) or "base")
+                    if lock_timed_out:
+                        blockers = self.result["attempts"][-1]["blockers"]
+                        where += " after %d attempts; %s" % (attempt, describe_blockers(blockers))
+                    self.fail("%s; %s" % (exc, where), cmd=exc.argv, rc=exc.rc, stderr=exc.stderr)
                 time.sleep(backoff_seconds(attempt))
         self.settle(status, before)
 
@@ -464,6 +458,25 @@ def describe_holder(holder: dict | None) -> str:
         "pid %(pid)s, application_name %(application_name)s, client %(client_addr)s, user %(usename)s, "
         "connected since %(backend_start)s" % holder
     )
+
+
+def describe_blockers(blockers: list[dict]) -> str:
+    """Who kept the lock from us, in the words an operator acts on."""
+    if not blockers:
+        return "the blocking sessions had ended when the lock timed out"
+    sessions = [
+        "pid %s (%s, user %s, %s, transaction open %.0f s, on %s)"
+        % (
+            b["pid"],
+            b["application_name"] or "no application_name",
+            b["user"],
+            b["state"],
+            b["xact_seconds"],
+            ", ".join(b["relations"]),
+        )
+        for b in blockers
+    ]
+    return "blocked by " + "; ".join(sessions)
 
 
 def validate(module: AnsibleModule) -> None:

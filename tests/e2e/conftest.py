@@ -76,13 +76,13 @@ class Database:
         self.name = name
 
     def connect(self, **kwargs):
+        kwargs.setdefault("autocommit", True)
         return psycopg.connect(
             host=self.pg["host"],
             port=self.pg["port"],
             user=self.pg["user"],
             password=self.pg["password"],
             dbname=self.name,
-            autocommit=True,
             **kwargs,
         )
 
