@@ -195,3 +195,24 @@ def test_kill_ansible_playbook_during_a_revision(example_venv, database, run_pla
     outcome = crash_during_slow_revision(example_venv, database, run_playbook, kill_playbook)
     assert outcome.rc == -signal.SIGKILL
     assert not alembic_pids(str(EXAMPLE_APP / "alembic.ini"))
+
+
+def test_lock_wait_timeout_names_the_holder(example_venv, database, run_playbook):
+    runner = alembic_runner(example_venv, EXAMPLE_APP)
+    first = run_playbook("migrate.yml", runner=runner, db=database.name, migrate_options={"revision": "0001"})
+    key = first.task("Migrate")["advisory_lock_key"]
+    holder = database.connect(application_name="e2e-other-deploy")
+    holder.execute("SELECT pg_advisory_lock(%s)", (key,))
+    try:
+        refused = run_playbook("migrate.yml", runner=runner, db=database.name, migrate_options={"lock_wait_timeout": 1})
+    finally:
+        holder_pid = holder.info.backend_pid
+        holder.close()
+    migrate = refused.task("Migrate")
+    assert migrate["failed"] and not migrate["changed"]
+    assert migrate["msg"].startswith(
+        "another migration holds the advisory lock %s on database %s" % (key, database.name)
+    )
+    assert "pid %s, application_name e2e-other-deploy" % holder_pid in migrate["msg"]
+    assert migrate["lock_wait_seconds"] >= 1
+    assert database.current_revisions() == ["0001_initial"]
