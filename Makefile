@@ -74,6 +74,7 @@ demo: setup docker-host
 
 bench: setup
 	$(BIN)/python tests/bench/bench_backup.py
+	$(BIN)/python tests/bench/bench_lock_stall.py
 
 changelog: setup
 	$(BIN)/antsibull-changelog release

@@ -9,36 +9,30 @@ A benchmark, not a test: it asserts nothing about time, it prints figures and ra
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
 import os
 import platform
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Callable
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bench_common import REPO_ROOT, BenchError, cpu_model, meminfo_kib, run_with_cluster
+
+NAME = "bench_backup"
 COLLECTIONS_ROOT = os.path.join(REPO_ROOT, ".build", "collections")
 MODULE_PATH = os.path.join(REPO_ROOT, "plugins", "modules", "pg_backup.py")
-HARNESS_PATH = os.path.join(REPO_ROOT, "tests", "integration", "targets", "setup_postgresql", "files", "pg_cluster.py")
 BENCH_DATABASE = "bench"
 MIB = 1024 * 1024
 # pgbench -i at scale 1 takes about 15 MiB with its indexes; only the first guess of the scale depends on it
 MIB_PER_SCALE = 15.0
 ACCOUNTS_PER_SCALE = 100000
 TARGET_RATIO = 1.3
-
-
-class BenchError(Exception):
-    """A step of the benchmark failed; main() prints it as one sentence."""
 
 
 @dataclass
@@ -87,13 +81,6 @@ def run_tool(argv: list[str], env: dict) -> str:
         name = os.path.basename(argv[0])
         raise BenchError("%s failed (rc=%d): %s" % (name, result.returncode, result.stderr.strip() or result.stdout))
     return result.stdout
-
-
-def load_harness() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("pg_cluster", HARNESS_PATH)
-    harness = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(harness)
-    return harness
 
 
 def progress(message: str) -> None:
@@ -256,22 +243,6 @@ def machine_description(server: Server) -> dict:
     }
 
 
-def cpu_model() -> str:
-    with open("/proc/cpuinfo") as handle:
-        for line in handle:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-def meminfo_kib(key: str) -> int:
-    with open("/proc/meminfo") as handle:
-        for line in handle:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return 0
-
-
 def case_figures(case: Case) -> dict:
     figures = {
         "case": case.label,
@@ -394,38 +365,8 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def exit_on_sigterm(_signum, _frame) -> None:
-    # turns SIGTERM into SystemExit so that the cluster is stopped by the finally block
-    raise SystemExit(143)
-
-
 def main() -> int:
-    args = parse_args()
-    signal.signal(signal.SIGTERM, exit_on_sigterm)
-    harness = load_harness()
-    work_dir = tempfile.mkdtemp(prefix="safedeploy-bench-")
-    # run as root, the harness starts the server as postgres, which must be able to enter this directory
-    os.chmod(work_dir, 0o711)
-    try:
-        report = run_benchmark(harness, work_dir, args)
-    except BenchError as exc:
-        print("bench_backup: %s" % exc, file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("bench_backup: interrupted", file=sys.stderr)
-        return 130
-    finally:
-        # a second Ctrl-C must not interrupt the clean-up
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        progress("stopping the cluster and removing %s" % work_dir)
-        harness.stop(os.path.join(work_dir, "pg"))
-        shutil.rmtree(work_dir, ignore_errors=True)
-    print_report(report)
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(report, handle, indent=2)
-            handle.write("\n")
-    return 0
+    return run_with_cluster(NAME, parse_args(), run_benchmark, print_report)
 
 
 if __name__ == "__main__":
