@@ -323,10 +323,11 @@ class Migration:
     def migrate_under_lock(self, status: AlembicStatus, target: list[str]) -> None:
         budget_ends = self.started + self.params["retry_budget"]
         schedule = lock_timeout_schedule(self.lock_timeout_ms, self.params["retries"], self.max_lock_timeout_ms)
-        before = self.read_current()
+        # read again under the lock: a run that lost the race finds nothing left to do
+        before = current = self.read_current()
         self.result["from_revision"] = joined(before)
         for attempt, lock_timeout_ms in enumerate(schedule, start=1):
-            direction, path = self.plan(status, self.read_current(), target)
+            direction, path = self.plan(status, current, target)
             if not path:
                 break
             try:
@@ -347,6 +348,8 @@ class Migration:
                         where += " after %d attempts; %s" % (attempt, describe_blockers(blockers))
                     self.fail("%s; %s" % (exc, where), cmd=exc.argv, rc=exc.rc, stderr=exc.stderr)
                 time.sleep(backoff_seconds(attempt))
+                # transaction_per_migration may have committed some revisions: go on from there
+                current = self.read_current()
         self.settle(status, before)
 
     def settle(self, status: AlembicStatus, before: list[str]) -> None:
