@@ -184,6 +184,7 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._alembic_gra
     resolve_target,
     upgrade_path,
 )
+from ansible_collections.safedeploy.migrations.plugins.module_utils._alembic_offline import offline_range
 from ansible_collections.safedeploy.migrations.plugins.module_utils._alembic_runner import (
     AlembicRunner,
     RunnerError,
@@ -315,7 +316,7 @@ class Migration:
         before = "revision: %s\n" % (joined(current) or "base")
         after = "revision: %s\n" % (joined(target) or "base")
         try:
-            prepared = self.runner.run([direction, offline_range(current, target, direction), "--sql"])
+            prepared = self.runner.run([direction, offline_range(current, alembic_target(target), direction), "--sql"])
         except RunnerError as exc:
             prepared = "-- offline SQL is not available for this range: %s\n" % exc
         return {"before": before, "after": after, "prepared": prepared}
@@ -444,14 +445,6 @@ def alembic_target(target: list[str]) -> str:
     if len(target) > 1:
         return "heads"
     return target[0] if target else "base"
-
-
-def offline_range(current: list[str], target: list[str], direction: str) -> str:
-    """alembic's offline range `from:to`; an upgrade from base names only the target."""
-    start, end = joined(current), alembic_target(target)
-    if direction == "upgrade":
-        return "%s:%s" % (start, end) if start else end
-    return "%s:%s" % (start, end)
 
 
 def describe_holder(holder: dict | None) -> str:
