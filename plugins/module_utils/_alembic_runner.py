@@ -62,7 +62,7 @@ class AlembicRunner:
         self.commands: list[list[str]] = []
 
     def run(self, args: list[str], extra_env: dict | None = None) -> str:
-        argv = self.runner + args
+        argv, one_shot = self.argv(args)
         self.commands.append(argv)
         env = dict(os.environ, **self.runner_env, **(extra_env or {}))
         try:
@@ -79,11 +79,41 @@ class AlembicRunner:
             raise RunnerError("alembic runner %s was not found: %s" % (argv[0], exc.strerror), argv, 127) from exc
         except OSError as exc:
             raise RunnerError("alembic runner %s could not start: %s" % (argv[0], exc), argv, 126) from exc
-        stdout, stderr = wait_while_controller_lives(process, argv)
+        try:
+            stdout, stderr = wait_while_controller_lives(process, argv)
+        except RunnerError:
+            if one_shot:
+                stop_one_shot(argv[0], one_shot)
+            raise
         if process.returncode != 0:
             # alembic prints its own errors ("FAILED: ...") to stdout, the tracebacks to stderr
             raise RunnerError(describe_failure(args, stderr + stdout), argv, process.returncode, stdout, stderr)
         return stdout
+
+    def argv(self, args: list[str]) -> tuple[list[str], str | None]:
+        """The runner plus args; a compose one-shot gets a name of ours, so that it can be stopped."""
+        argv = self.runner + args
+        position = compose_run_position(self.runner)
+        if position is None or "--name" in self.runner:
+            return argv, None
+        name = "safedeploy-alembic-%d-%d" % (os.getpid(), len(self.commands) + 1)
+        return argv[: position + 1] + ["--name", name] + argv[position + 1 :], name
+
+
+def compose_run_position(runner: list[str]) -> int | None:
+    """Index of `run` in a `docker compose ... run` or `docker-compose ... run` runner."""
+    for index, word in enumerate(runner):
+        if word == "run" and any(
+            part in ("compose", "docker-compose") or part.endswith("/docker-compose") for part in runner[:index]
+        ):
+            return index
+    return None
+
+
+def stop_one_shot(docker: str, name: str) -> None:
+    """Killing the compose client leaves its container running: stop the container itself."""
+    binary = docker if os.path.basename(docker) == "docker" else "docker"
+    subprocess.run([binary, "rm", "--force", name], capture_output=True, check=False)
 
 
 def wait_while_controller_lives(process: subprocess.Popen, argv: list[str]) -> tuple[str, str]:

@@ -335,6 +335,7 @@ class Migration:
                 environment = {"PGOPTIONS": self.pgoptions(lock_timeout_ms)}
                 self.runner.run([direction, alembic_target(target)], extra_env=environment)
                 self.result["attempts"].append(self.attempt(attempt, lock_timeout_ms, "applied"))
+                self.check_target_reached(status, before, target)
                 break
             except RunnerError as exc:
                 lock_timed_out = is_lock_timeout(exc.stderr)
@@ -352,6 +353,17 @@ class Migration:
                 # transaction_per_migration may have committed some revisions: go on from there
                 current = self.read_current()
         self.settle(status, before)
+
+    def check_target_reached(self, status: AlembicStatus, before: list[str], target: list[str]) -> None:
+        """alembic's exit code is not the truth: the database is (its runner may point at another database)."""
+        after = self.read_current()
+        if sorted(after) != sorted(target):
+            self.settle(status, before)
+            self.fail(
+                "alembic reported success but database %s is at revision %s, not %s: does the runner's database "
+                "(DATABASE_URL of the one-shot or alembic.ini) name another database than db?"
+                % (self.database, joined(after) or "base", joined(target) or "base")
+            )
 
     def settle(self, status: AlembicStatus, before: list[str]) -> None:
         """Report what really changed, read from the database, and record the applied scripts' checksums."""

@@ -8,6 +8,7 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._alembic_run
     AlembicRunner,
     RunnerError,
     applied_in_order,
+    compose_run_position,
     describe_failure,
     is_lock_timeout,
     last_started_revision,
@@ -111,3 +112,40 @@ def test_runner_not_found_is_a_clear_error(tmp_path):
 def test_runner_passes_extra_environment(tmp_path):
     runner = AlembicRunner(["sh", "-c", 'echo "$PGOPTIONS|$APP"', "alembic"], runner_env={"APP": 1})
     assert runner.run([], extra_env={"PGOPTIONS": "-c lock_timeout=1s"}) == "-c lock_timeout=1s|1\n"
+
+
+@pytest.mark.parametrize(
+    "runner, position",
+    [
+        (["docker", "compose", "-p", "erp", "-f", "c.yml", "run", "--rm", "-T", "migration", "alembic"], 6),
+        (["/usr/local/bin/docker-compose", "run", "--rm", "migration", "alembic"], 1),
+        (["/opt/app/venv/bin/alembic", "-c", "alembic.ini"], None),
+        (["docker", "run", "--rm", "app", "alembic"], None),
+    ],
+)
+def test_compose_run_position(runner, position):
+    assert compose_run_position(runner) == position
+
+
+def test_compose_one_shot_gets_a_name_of_ours():
+    runner = AlembicRunner(["docker", "compose", "-f", "c.yml", "run", "--rm", "-T", "migration", "alembic"])
+    argv, name = runner.argv(["upgrade", "head"])
+    assert name.startswith("safedeploy-alembic-")
+    assert argv == [
+        "docker",
+        "compose",
+        "-f",
+        "c.yml",
+        "run",
+        "--name",
+        name,
+        "--rm",
+        "-T",
+        "migration",
+        "alembic",
+        "upgrade",
+        "head",
+    ]
+    assert AlembicRunner(["alembic"]).argv(["current"]) == (["alembic", "current"], None)
+    named = AlembicRunner(["docker", "compose", "run", "--name", "mine", "migration", "alembic"])
+    assert named.argv(["current"])[1] is None

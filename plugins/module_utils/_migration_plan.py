@@ -1,0 +1,120 @@
+# Copyright (c) safedeploy.migrations contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# This is a private module_utils of the collection; it may change without notice.
+
+"""The migration plan: per pending revision its SQL, locks, lint findings, compatibility and rollback method."""
+
+from __future__ import annotations
+
+from ansible_collections.safedeploy.migrations.plugins.module_utils._alembic_offline import (
+    offline_range,
+    plan_hash,
+    split_offline_sql,
+)
+from ansible_collections.safedeploy.migrations.plugins.module_utils._alembic_runner import (
+    RunnerError,
+    last_started_revision,
+)
+from ansible_collections.safedeploy.migrations.plugins.module_utils._sql_plan import analyze_sql, summarize
+
+RELATION_SIZES_QUERY = """SELECT requested.name, c.oid IS NOT NULL AS exists, c.reltuples::bigint AS rows_estimate,
+    CASE WHEN c.oid IS NULL THEN NULL ELSE pg_total_relation_size(c.oid) END AS total_bytes, c.relkind::text
+FROM unnest(%(names)s::text[]) AS requested(name) LEFT JOIN pg_class c ON c.oid = to_regclass(requested.name)"""
+
+
+def upgrade_sql_by_revision(runner, current: list[str], target: str) -> dict:
+    """{revision: its offline upgrade SQL} from one alembic run over the whole range."""
+    text = runner.run(["upgrade", offline_range(current, target), "--sql"])
+    return {step["to_revision"]: step["sql"] for step in split_offline_sql(text) if step["direction"] == "upgrade"}
+
+
+def downgrade_sql_by_revision(runner, current: list[str], target: str, pending: list[str]) -> dict:
+    """{revision: its offline downgrade SQL, or None when its downgrade raises}; one run per irreversible revision."""
+    found: dict = {}
+    top = target
+    while top and top not in current:
+        try:
+            text = runner.run(["downgrade", offline_range([top], ",".join(current) or "base", "downgrade"), "--sql"])
+        except RunnerError as exc:
+            failing = last_started_revision(exc.stderr + exc.stdout)
+            if failing is None or failing not in pending or failing in found:
+                raise
+            # the failing revision's SQL stops half-way: it has no working downgrade
+            found[failing] = None
+            for step in split_offline_sql(exc.stdout):
+                found.setdefault(step["from_revision"], step["sql"])
+            top = previous_of(failing, pending)
+            continue
+        for step in split_offline_sql(text):
+            found.setdefault(step["from_revision"], step["sql"])
+        break
+    return found
+
+
+def previous_of(revision: str, pending: list[str]) -> str | None:
+    index = pending.index(revision)
+    return pending[index - 1] if index else None
+
+
+def rollback_method(analysis: dict, downgrade_sql: str | None) -> tuple[str, str]:
+    """('downgrade'|'restore', why): a downgrade only when it exists, does something, and nothing was destroyed."""
+    if downgrade_sql is None:
+        return "restore", "its downgrade raises (irreversible)"
+    if analysis["destructive"]:
+        return "restore", "it destroys data a downgrade cannot bring back"
+    undo = [s for s in analyze_sql(downgrade_sql) if not s.get("bookkeeping")]
+    does_something = [s for s in analysis["statements"] if not s.get("bookkeeping")]
+    if does_something and not undo:
+        return "restore", "its downgrade does nothing"
+    return "downgrade", "its downgrade reverses it"
+
+
+def describe_revision(revision: str, message: str, sql: str, downgrade_sql: str | None) -> dict:
+    statements = analyze_sql(sql)
+    summary = summarize(statements)
+    entry = {
+        "revision": revision,
+        "message": message,
+        "sql": sql,
+        "statements": statements,
+        "relations": summary["relations"],
+        "transactional": summary["transactional"],
+        "destructive": summary["destructive"],
+        "backward_compatible": summary["backward_compatible"],
+        "incompatible_reasons": summary["incompatible_reasons"],
+        "downgrade_sql": downgrade_sql,
+    }
+    entry["rollback_method"], entry["rollback_reason"] = rollback_method(entry, downgrade_sql)
+    return entry
+
+
+def attach_sizes(revisions: list[dict], sizes: dict) -> None:
+    for revision in revisions:
+        for relation in revision["relations"]:
+            relation.update(sizes.get(relation["relation"], {"exists": False}))
+
+
+def plan_summary(revisions: list[dict]) -> dict:
+    relations: dict = {}
+    for revision in revisions:
+        for relation in revision["relations"]:
+            relations.setdefault(relation["relation"], []).append(revision["revision"])
+    findings = [finding for revision in revisions for finding in revision.get("findings", [])]
+    return {
+        "pending": len(revisions),
+        "relations": sorted(relations),
+        "backward_compatible": all(revision["backward_compatible"] for revision in revisions),
+        "incompatible_reasons": [
+            "%s: %s" % (revision["revision"], reason)
+            for revision in revisions
+            for reason in revision["incompatible_reasons"]
+        ],
+        "transactional": all(revision["transactional"] for revision in revisions),
+        "destructive": any(revision["destructive"] for revision in revisions),
+        "rollback_method": "restore" if any(r["rollback_method"] == "restore" for r in revisions) else "downgrade",
+        "lint_errors": len([finding for finding in findings if finding["severity"] == "error"]),
+        "lint_warnings": len([finding for finding in findings if finding["severity"] == "warning"]),
+        "plan_hash": plan_hash([(revision["revision"], revision["sql"]) for revision in revisions]),
+    }
