@@ -157,7 +157,11 @@ def run_squawk(argv: list[str], sql: str) -> list[dict]:
     """squawk's JSON report; it exits 1 when it finds something, which is a result, not a failure."""
     try:
         process = subprocess.run(
-            argv, input=sql.encode("utf-8", "surrogatepass"), capture_output=True, timeout=SQUAWK_TIMEOUT_SECONDS
+            argv,
+            input=sql.encode("utf-8", "surrogatepass"),
+            capture_output=True,
+            timeout=SQUAWK_TIMEOUT_SECONDS,
+            check=False,
         )
     except OSError as exc:
         raise SquawkError("squawk %s could not be started: %s" % (argv[0], exc.strerror or exc), argv) from exc

@@ -45,7 +45,8 @@ def wait_for(condition, timeout: float = 30.0, what: str = "condition"):
 def test_four_concurrent_runs_migrate_exactly_once(example_venv, database):
     runner = alembic_runner(example_venv, EXAMPLE_APP, "slow")
     runs = [
-        start_playbook(database, {"ORCHESTRATOR_SLOW_SECONDS": "3"}, runner=runner, db=database.name) for _ in range(4)
+        start_playbook(database, {"ORCHESTRATOR_SLOW_SECONDS": "3"}, runner=runner, db=database.name)
+        for _run in range(4)
     ]
     results = [finish(run).task("Migrate") for run in runs]
     assert not any(result.get("failed") for result in results), results
@@ -153,7 +154,8 @@ def sleeping_backend(database):
 
 
 def alembic_pids(runner_config: str) -> list[int]:
-    listing = subprocess.run(["pgrep", "-f", "%s -n slow upgrade" % runner_config], capture_output=True, text=True)
+    pattern = "%s -n slow upgrade" % runner_config
+    listing = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True, check=False)
     return [int(pid) for pid in listing.stdout.split()]
 
 
