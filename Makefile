@@ -16,7 +16,7 @@ PG_CLUSTER := tests/integration/targets/setup_postgresql/files/pg_cluster.py
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS_ROOT)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help setup test-tree docker-host sanity units integration e2e lint test demo bench changelog clean
+.PHONY: help setup test-tree docker-host test-packages sanity units integration e2e lint test demo bench changelog clean
 
 help:
 	@echo "make setup        virtualenv $(VENV), the collection visible to Ansible and ansible-test"
@@ -41,6 +41,9 @@ docker-host:
 	scripts/docker_host.sh
 	scripts/build_images.sh
 
+test-packages:
+	scripts/test_packages.sh
+
 # ansible-test wants to run from inside ansible_collections/<namespace>/<name>
 test-tree: setup
 	rm -rf $(TEST_TREE) && mkdir -p $(TEST_TREE)
@@ -54,7 +57,7 @@ sanity: test-tree
 units: setup
 	cd $(COLLECTION_DIR) && PYTHONPATH=$(COLLECTIONS_ROOT) $(BIN)/python -m pytest -q tests/unit
 
-integration: test-tree docker-host
+integration: test-tree docker-host test-packages
 	cd $(TEST_TREE) && trap '$(BIN)/python $(CURDIR)/$(PG_CLUSTER) stop' EXIT && \
 	  $(BIN)/ansible-test integration --color no --local --allow-destructive --python $(PYTHON_VERSION) $(TARGETS)
 

@@ -115,6 +115,18 @@ ADVISORY_LOCKS_QUERY = (
     "ORDER BY l.classid, l.objid, l.objsubid, l.granted DESC, l.pid"
 )
 
+# Also true while CREATE INDEX CONCURRENTLY is still building; afterwards only for an interrupted build.
+INVALID_INDEXES_QUERY = (
+    "SELECT n.nspname AS schema, ci.relname AS index, ct.relname AS table, "
+    "pg_relation_size(ci.oid) AS size_bytes, pg_get_indexdef(ci.oid) AS definition "
+    "FROM pg_index AS i JOIN pg_class AS ci ON ci.oid = i.indexrelid JOIN pg_class AS ct ON ct.oid = i.indrelid "
+    "JOIN pg_namespace AS n ON n.oid = ci.relnamespace "
+    "WHERE NOT i.indisvalid "
+    "ORDER BY n.nspname, ci.relname"
+)
+
+BACKEND_PID_QUERY = "SELECT pg_backend_pid() AS pid"
+
 RESOLVE_RELATIONS_QUERY = (
     "SELECT name, to_regclass(name)::text AS relation "
     "FROM unnest(%(relations)s::text[]) WITH ORDINALITY AS requested(name, position) "
@@ -214,6 +226,63 @@ def missing_relations(resolved_rows: list) -> list:
     return [row["name"] for row in resolved_rows if row["relation"] is None]
 
 
+def invalid_index_entry(row: dict) -> dict:
+    return {
+        "schema": row["schema"],
+        "index": row["index"],
+        "table": row["table"],
+        "size_bytes": row["size_bytes"],
+        "definition": row["definition"],
+    }
+
+
+def pooler_finding(backend_pids: list, probe_backend_pid: int | None, probe_error: str | None = None) -> dict:
+    """Transaction pooling when one client connection saw two backends, or a second client got one of its backends.
+
+    Neither can happen when a client keeps its backend for the whole session (direct or session pooling).
+    """
+    seen = _unique(backend_pids)
+    shared = probe_backend_pid is not None and probe_backend_pid in seen
+    facts = []
+    if len(seen) > 1:
+        facts.append("backend pid changed between transactions on one connection: %s" % _pid_list(seen))
+    if shared:
+        facts.append("a second connection got backend pid %s of this connection" % probe_backend_pid)
+    if not facts:
+        fact = "backend pid %s stayed the same in %d transactions" % (_pid_list(seen), len(backend_pids))
+        if probe_backend_pid is not None:
+            fact += " while a second connection held backend pid %s in an open transaction" % probe_backend_pid
+        facts.append(fact)
+    if probe_error:
+        facts.append("the second connection failed: %s" % probe_error)
+    return {
+        "transaction_pooling": len(seen) > 1 or shared,
+        "backend_pids": list(backend_pids),
+        "probe_backend_pid": probe_backend_pid,
+        "detail": "; ".join(facts),
+    }
+
+
+def transaction_pooling_message(target: str, pooler: dict) -> str:
+    seen = _unique(pooler["backend_pids"])
+    if len(seen) > 1:
+        evidence = "backend pid changed between transactions: %s" % _pid_list(seen)
+    else:
+        evidence = "a second connection got backend pid %s of this connection" % pooler["probe_backend_pid"]
+    return (
+        "the connection to %s goes through a transaction-pooling proxy (%s): advisory locks and session settings "
+        "are unsafe there; connect to PostgreSQL directly or through a session-pooling pool" % (target, evidence)
+    )
+
+
+def _unique(values: list) -> list:
+    return list(dict.fromkeys(values))
+
+
+def _pid_list(pids: list) -> str:
+    return ", ".join(str(pid) for pid in pids)
+
+
 def root_blocking_pids(blocking: list) -> list:
     """Backends that block others while waiting for nobody: the heads of the chains."""
     blocked = {entry["blocked_pid"] for entry in blocking}
@@ -233,4 +302,5 @@ def summarize(result: dict) -> dict:
         "advisory_locks": len(result["advisory_locks"]),
         "locks_granted": len([entry for entry in result["locks"] if entry["granted"]]),
         "locks_waiting": len([entry for entry in result["locks"] if not entry["granted"]]),
+        "invalid_indexes": len(result["invalid_indexes"]),
     }

@@ -13,7 +13,9 @@ description:
   - Reads C(pg_stat_activity) and C(pg_locks) and reports the sessions that get in the way of a schema migration.
   - RV(blocking) lists lock waits found with C(pg_blocking_pids()), one entry per waiting and blocking backend pair.
   - RV(long_transactions), RV(idle_in_transaction), RV(dumps_running) and RV(advisory_locks) cover the whole
-    cluster, each session names its database; RV(locks) covers the database of O(login_db).
+    cluster, each session names its database; RV(locks) and RV(invalid_indexes) cover the database of O(login_db).
+  - RV(pooler) tells whether the connection goes through a transaction-pooling proxy such as PgBouncer with
+    C(pool_mode = transaction), where session settings and advisory locks do not survive the transaction.
   - The module's own connection is excluded and uses the C(application_name) C(safedeploy.pg_lock_info).
 author: safedeploy.migrations maintainers (@safedeploy)
 extends_documentation_fragment:
@@ -22,6 +24,11 @@ extends_documentation_fragment:
   - safedeploy.migrations._attributes.actiongroup_postgres
   - safedeploy.migrations._attributes.info_module
 options:
+  fail_on_transaction_pooling:
+    description:
+      - Fail when RV(pooler.transaction_pooling) is true, after reading everything else.
+    type: bool
+    default: false
   min_xact_age:
     description:
       - Transactions open for at least this many seconds are reported in RV(long_transactions).
@@ -49,6 +56,13 @@ notes:
   - C(pg_blocking_pids()) reports heavyweight locks only (not LWLocks or buffer pins). It also names backends queued
     ahead for a conflicting lock, a parallel query by its leader, and a prepared transaction as pid V(0). A row lock
     wait shows as C(transactionid) without a relation.
+  - RV(invalid_indexes) also lists an index that C(CREATE INDEX CONCURRENTLY) or C(REINDEX CONCURRENTLY) is still
+    building; after the build it lists only the leftovers of an interrupted one.
+  - The pooler check reads C(pg_backend_pid()) in three transactions on the module's connection while a second
+    connection to the same target holds a transaction open during the second read. Directly or through a
+    session pool the pid never changes and the second connection never gets it. Through a transaction pool with
+    more than one server connection the pid changes; with PgBouncer's default LIFO reuse the second connection
+    is handed the first backend, which is proof even with a pool of one.
   - The views are read one after another, so a session may appear in one list and be gone from the next.
 """
 
@@ -61,6 +75,7 @@ EXAMPLES = r"""
     login_db: shop
     relations: [orders, public.customers]
     min_xact_age: 30
+    fail_on_transaction_pooling: true
   register: pg_locks
 
 - name: Stop before DDL while a pg_dump runs or sessions already queue for the tables
@@ -69,6 +84,11 @@ EXAMPLES = r"""
       - pg_locks.dumps_running | selectattr('database', 'equalto', 'shop') | list | length == 0
       - pg_locks.locks | rejectattr('granted') | list | length == 0
     fail_msg: "blocked: {{ pg_locks.blocking | map(attribute='blocking_pid') | unique | list }}"
+
+- name: Stop while an interrupted CREATE INDEX CONCURRENTLY left an invalid index
+  ansible.builtin.assert:
+    that: pg_locks.invalid_indexes | length == 0
+    fail_msg: "drop or rebuild: {{ pg_locks.invalid_indexes | map(attribute='index') | list }}"
 
 - name: Show who holds the migration advisory lock
   ansible.builtin.debug:
@@ -159,6 +179,49 @@ locks:
     mode: {description: Lock mode., type: str, returned: always, sample: RowExclusiveLock}
     granted: {description: Whether the lock is held (not awaited)., type: bool, returned: always, sample: false}
     wait_seconds: {description: "Seconds waited; null when granted.", type: float, returned: always, sample: 3.1}
+invalid_indexes:
+  description: Indexes of the database with C(pg_index.indisvalid = false), by schema and name.
+  type: list
+  elements: dict
+  returned: always
+  contains:
+    schema: {description: Schema of the index., type: str, returned: always, sample: public}
+    index: {description: Name of the index., type: str, returned: always, sample: orders_code_idx}
+    table: {description: Table of the index., type: str, returned: always, sample: orders}
+    size_bytes: {description: Size of the index on disk., type: int, returned: always, sample: 16384}
+    definition:
+      description: The index definition from C(pg_get_indexdef()).
+      type: str
+      returned: always
+      sample: CREATE UNIQUE INDEX orders_code_idx ON public.orders USING btree (code)
+pooler:
+  description: Whether the module's connection goes through a transaction-pooling proxy.
+  type: dict
+  returned: always
+  contains:
+    transaction_pooling:
+      description:
+        - True when the backend pid changed between transactions of the connection, or the second connection got
+          one of its backends. Advisory locks and session settings are unsafe then.
+      type: bool
+      returned: always
+      sample: true
+    backend_pids:
+      description: C(pg_backend_pid()) of the connection in each of its three transactions.
+      type: list
+      elements: int
+      returned: always
+      sample: [4301, 4302, 4301]
+    probe_backend_pid:
+      description: C(pg_backend_pid()) of the second connection inside its open transaction; null if it failed.
+      type: int
+      returned: always
+      sample: 4301
+    detail:
+      description: The evidence in one sentence.
+      type: str
+      returned: always
+      sample: "backend pid changed between transactions on one connection: 4301, 4302"
 missing_relations:
   description: Names in O(relations) that are not a relation of the database.
   type: list
@@ -179,6 +242,7 @@ summary:
     advisory_locks: {description: Entries in RV(advisory_locks)., type: int, returned: always, sample: 1}
     locks_granted: {description: Held locks in RV(locks)., type: int, returned: always, sample: 3}
     locks_waiting: {description: Awaited locks in RV(locks)., type: int, returned: always, sample: 1}
+    invalid_indexes: {description: Entries in RV(invalid_indexes)., type: int, returned: always, sample: 1}
 queries:
   description: The SQL the module ran, with its parameters, in order.
   type: list
@@ -187,25 +251,33 @@ queries:
   sample: ["SELECT current_database() AS database, current_setting('server_version') AS server_version, ..."]
 """
 
+import contextlib
+import threading
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.safedeploy.migrations.plugins.module_utils._lock_info import (
     ADVISORY_LOCKS_QUERY,
     APPLICATION_NAME,
+    BACKEND_PID_QUERY,
     DUMPS_RUNNING_QUERY,
     IDLE_IN_TRANSACTION_QUERY,
+    INVALID_INDEXES_QUERY,
     LONG_TRANSACTIONS_QUERY,
     RESOLVE_RELATIONS_QUERY,
     SERVER_QUERY,
     advisory_lock_entry,
     blocking_entry,
     blocking_query,
+    invalid_index_entry,
     missing_relations,
+    pooler_finding,
     relation_lock_entry,
     relation_locks_query,
     root_blocking_pids,
     session_entry,
     summarize,
+    transaction_pooling_message,
 )
 from ansible_collections.safedeploy.migrations.plugins.module_utils._postgres import (
     connect,
@@ -214,6 +286,15 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._postgres im
     postgres_common_argument_spec,
     psycopg,
 )
+
+# Through a pool of one server connection the second read waits for the probe's transaction; this ends it.
+PROBE_HOLD_SECONDS = 2.0
+PROBE_QUERY_PREFIX = "/* second connection, in a transaction */ "
+
+
+def rollback_quietly(connection) -> None:
+    with contextlib.suppress(psycopg.Error):
+        connection.rollback()
 
 
 class LockInfoReader:
@@ -274,10 +355,42 @@ class LockInfoReader:
                 relation_lock_entry(row, query_length)
                 for row in self.rows("relation locks", relation_locks_query(version_num), {"relations": relations})
             ]
+        result["invalid_indexes"] = [
+            invalid_index_entry(row) for row in self.rows("invalid indexes", INVALID_INDEXES_QUERY)
+        ]
         result["root_blocking_pids"] = root_blocking_pids(result["blocking"])
         result["summary"] = summarize(result)
+        result["pooler"] = self.pooler()
         result["queries"] = self.queries
+        if params["fail_on_transaction_pooling"] and result["pooler"]["transaction_pooling"]:
+            target = describe_target(params, self.database)
+            self.module.fail_json(msg=transaction_pooling_message(target, result["pooler"]), **result)
         return result
+
+    def backend_pid(self) -> int:
+        return self.rows("the backend pid", BACKEND_PID_QUERY)[0]["pid"]
+
+    def pooler(self) -> dict:
+        """The backend pid of this connection before, while and after a second connection holds a transaction."""
+        backend_pids = [self.backend_pid()]
+        probe = connect(self.module, autocommit=False, application_name=APPLICATION_NAME)
+        probe_pid, probe_error = None, None
+        release = threading.Timer(PROBE_HOLD_SECONDS, rollback_quietly, [probe])
+        try:
+            self.queries.append(PROBE_QUERY_PREFIX + BACKEND_PID_QUERY)
+            probe_pid = probe.execute(BACKEND_PID_QUERY, prepare=False).fetchone()[0]
+        except psycopg.Error as exc:
+            probe_error = error_text(exc)
+        release.start()
+        try:
+            backend_pids.append(self.backend_pid())
+        finally:
+            release.cancel()
+            release.join()
+            rollback_quietly(probe)
+            probe.close()
+        backend_pids.append(self.backend_pid())
+        return pooler_finding(backend_pids, probe_pid, probe_error)
 
 
 def validate(module: AnsibleModule) -> None:
@@ -290,6 +403,7 @@ def validate(module: AnsibleModule) -> None:
 def main() -> None:
     argument_spec = postgres_common_argument_spec()
     argument_spec.update(
+        fail_on_transaction_pooling=dict(type="bool", default=False),
         min_xact_age=dict(type="float", default=60),
         query_length=dict(type="int", default=200),
         relations=dict(type="list", elements="str"),

@@ -16,13 +16,20 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import EXAMPLE_APP, REPO, Database, Playbook, playbook_command, playbook_environment
+from conftest import (
+    EXAMPLE_APP,
+    REPO,
+    Database,
+    Playbook,
+    finish_playbook,
+    playbook_command,
+    playbook_environment,
+)
 
 COMPOSE_FILE = Path(__file__).resolve().parent / "compose" / "migration-stack.yml"
 IMAGE = "orchestrator-example:e2e"
@@ -205,24 +212,9 @@ def start_stack_playbook(stack: ComposeStack, database: Database, env: dict | No
     )
 
 
-def finish_playbook(process: subprocess.Popen) -> Playbook:
-    stdout, stderr = process.communicate(timeout=300)
-    return Playbook(subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr))
-
-
 @pytest.fixture
 def run_stack_playbook(compose_stack, stack_database):
     def run(env: dict | None = None, **extra_vars) -> Playbook:
         return finish_playbook(start_stack_playbook(compose_stack, stack_database, env, **extra_vars))
 
     return run
-
-
-def wait_for(condition, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("timed out after %.0f s waiting for %s" % (timeout, what))

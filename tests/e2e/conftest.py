@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -186,3 +187,34 @@ def run_playbook(database):
 def alembic_runner(venv: Path, app: Path, section: str | None = None) -> list[str]:
     runner = [str(venv / "bin" / "alembic"), "-c", str(app / "alembic.ini")]
     return runner + (["-n", section] if section else [])
+
+
+def finish_playbook(process: subprocess.Popen) -> Playbook:
+    """Collect a playbook started in the background."""
+    stdout, stderr = process.communicate(timeout=300)
+    return Playbook(subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr))
+
+
+def wait_for(condition, timeout: float = 30.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("timed out after %.0f s waiting for %s" % (timeout, what))
+
+
+def hold_access_share(database: Database, table: str):
+    """A session in an open transaction that has read the table: an ALTER must wait for it."""
+    blocker = database.connect(autocommit=False, application_name="e2e-long-report")
+    blocker.execute("SELECT count(*) FROM %s" % table)
+    return blocker
+
+
+def sleeping_backend(database: Database):
+    """The backend running the slow revision's pg_sleep, if any."""
+    return database.scalar(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%%pg_sleep%%' "
+        "AND pid <> pg_backend_pid()"
+    )

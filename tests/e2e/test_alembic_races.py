@@ -10,7 +10,17 @@ import subprocess
 import threading
 import time
 
-from conftest import EXAMPLE_APP, Playbook, alembic_runner, playbook_command, playbook_environment
+from conftest import (
+    EXAMPLE_APP,
+    Playbook,
+    alembic_runner,
+    finish_playbook,
+    hold_access_share,
+    playbook_command,
+    playbook_environment,
+    sleeping_backend,
+    wait_for,
+)
 
 RELEASES_HEAD = "0004_drop_customer_legacy_code"
 SLOW = "0102_slow_customer_audit"
@@ -27,28 +37,13 @@ def start_playbook(database, env: dict | None = None, **extra_vars) -> subproces
     )
 
 
-def finish(process: subprocess.Popen) -> Playbook:
-    stdout, stderr = process.communicate(timeout=300)
-    return Playbook(subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr))
-
-
-def wait_for(condition, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting for %s" % what)
-
-
 def test_four_concurrent_runs_migrate_exactly_once(example_venv, database):
     runner = alembic_runner(example_venv, EXAMPLE_APP, "slow")
     runs = [
         start_playbook(database, {"ORCHESTRATOR_SLOW_SECONDS": "3"}, runner=runner, db=database.name)
         for _run in range(4)
     ]
-    results = [finish(run).task("Migrate") for run in runs]
+    results = [finish_playbook(run).task("Migrate") for run in runs]
     assert not any(result.get("failed") for result in results), results
     winners = [result for result in results if result["changed"]]
     assert len(winners) == 1
@@ -85,13 +80,6 @@ class Reader(threading.Thread):
         self.connection.close()
 
 
-def hold_access_share(database, table: str):
-    """A session in an open transaction that has read the table: an ALTER must wait for it."""
-    blocker = database.connect(autocommit=False, application_name="e2e-long-report")
-    blocker.execute("SELECT count(*) FROM %s" % table)
-    return blocker
-
-
 CONTENTION = {"lock_timeout": "300ms", "max_lock_timeout": "600ms", "retries": 20, "retry_budget": 60}
 
 
@@ -106,7 +94,7 @@ def test_lock_contention_retries_without_stalling_readers(example_venv, database
     time.sleep(4)
     blocker.commit()
     blocker.close()
-    result = finish(migration).task("Migrate")
+    result = finish_playbook(migration).task("Migrate")
     reader.stop()
 
     assert result["changed"] and not result.get("failed"), result
@@ -146,13 +134,6 @@ def test_lock_contention_gives_up_within_budget_naming_the_blocker(example_venv,
     assert database.advisory_locks() == 0
 
 
-def sleeping_backend(database):
-    return database.scalar(
-        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%%pg_sleep%%' "
-        "AND pid <> pg_backend_pid()"
-    )
-
-
 def alembic_pids(runner_config: str) -> list[int]:
     pattern = "%s -n slow upgrade" % runner_config
     listing = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True, check=False)
@@ -165,7 +146,7 @@ def crash_during_slow_revision(example_venv, database, run_playbook, kill) -> Pl
     migration = start_playbook(database, {"ORCHESTRATOR_SLOW_SECONDS": "60"}, runner=runner, db=database.name)
     wait_for(lambda: sleeping_backend(database), what="the slow revision to start")
     kill(migration)
-    outcome = finish(migration)
+    outcome = finish_playbook(migration)
     # the server cancels the orphaned statement at its next client_connection_check_interval
     wait_for(lambda: not sleeping_backend(database), timeout=10, what="the slow statement to be cancelled")
     wait_for(lambda: database.advisory_locks() == 0, timeout=10, what="the advisory lock to be released")

@@ -14,8 +14,8 @@ import pytest
 pytest.register_assert_rewrite("compose_stack")
 pytest_plugins = ("compose_stack",)
 
-from compose_stack import docker, finish_playbook, start_stack_playbook, wait_for
-from conftest import EXAMPLE_APP
+from compose_stack import docker, start_stack_playbook
+from conftest import EXAMPLE_APP, finish_playbook, hold_access_share, sleeping_backend, wait_for
 
 RELEASES = ["0001_initial", "0002_job_priority", "0003_jobs_queue_index", "0004_drop_customer_legacy_code"]
 HEAD = RELEASES[-1]
@@ -26,20 +26,6 @@ SCRIPTS = str(EXAMPLE_APP / "migrations")
 
 def revisions(result: dict) -> list[str]:
     return [entry["revision"] for entry in result["applied"]]
-
-
-def hold_access_share(database, table: str):
-    """A session in an open transaction that has read the table: an ALTER must wait for it."""
-    blocker = database.connect(autocommit=False, application_name="e2e-long-report")
-    blocker.execute("SELECT count(*) FROM %s" % table)
-    return blocker
-
-
-def sleeping_backend(database):
-    return database.scalar(
-        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%%pg_sleep%%' "
-        "AND pid <> pg_backend_pid()"
-    )
 
 
 def test_upgrade_to_head_through_the_one_shot(compose_stack, stack_database, run_stack_playbook):

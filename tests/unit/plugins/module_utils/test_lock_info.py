@@ -15,7 +15,9 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._lock_info i
     advisory_lock_entry,
     blocking_entry,
     blocking_query,
+    invalid_index_entry,
     missing_relations,
+    pooler_finding,
     relation_lock_entry,
     relation_locks_query,
     root_blocking_pids,
@@ -23,6 +25,7 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._lock_info i
     session_entry,
     shorten_query,
     summarize,
+    transaction_pooling_message,
     wait_start_expression,
 )
 
@@ -234,6 +237,7 @@ def test_advisory_lock_entry(row, expected):
                 "dumps_running": [],
                 "advisory_locks": [],
                 "locks": [],
+                "invalid_indexes": [],
             },
             {
                 "blocked_sessions": 0,
@@ -245,6 +249,7 @@ def test_advisory_lock_entry(row, expected):
                 "advisory_locks": 0,
                 "locks_granted": 0,
                 "locks_waiting": 0,
+                "invalid_indexes": 0,
             },
         ),
         (
@@ -259,6 +264,7 @@ def test_advisory_lock_entry(row, expected):
                 "dumps_running": [{}],
                 "advisory_locks": [{}],
                 "locks": [{"granted": True}, {"granted": False}, {"granted": False}],
+                "invalid_indexes": [{}],
             },
             {
                 "blocked_sessions": 2,
@@ -270,6 +276,7 @@ def test_advisory_lock_entry(row, expected):
                 "advisory_locks": 1,
                 "locks_granted": 1,
                 "locks_waiting": 2,
+                "invalid_indexes": 1,
             },
         ),
     ],
@@ -297,3 +304,75 @@ def test_select_list_names_are_unique(sql):
     select_list = sql[: sql.index(" FROM pg_")]
     names = re.findall(r' AS "?([\w.]+)"?(?:,|$)', select_list)
     assert len(names) == len(set(names)), names
+
+
+def test_invalid_index_entry():
+    row = {
+        "schema": "public",
+        "index": "orders_code_idx",
+        "table": "orders",
+        "size_bytes": 8192,
+        "definition": "CREATE UNIQUE INDEX orders_code_idx ON public.orders USING btree (code)",
+        "extra": "ignored",
+    }
+    assert invalid_index_entry(row) == {key: value for key, value in row.items() if key != "extra"}
+
+
+@pytest.mark.parametrize(
+    ("backend_pids", "probe_backend_pid", "probe_error", "transaction_pooling", "detail"),
+    [
+        (
+            [7, 7, 7],
+            9,
+            None,
+            False,
+            "backend pid 7 stayed the same in 3 transactions while a second connection held "
+            "backend pid 9 in an open transaction",
+        ),
+        (
+            [7, 8, 7],
+            7,
+            None,
+            True,
+            "backend pid changed between transactions on one connection: 7, 8; "
+            "a second connection got backend pid 7 of this connection",
+        ),
+        ([7, 8, 8], 9, None, True, "backend pid changed between transactions on one connection: 7, 8"),
+        ([7, 7, 7], 7, None, True, "a second connection got backend pid 7 of this connection"),
+        (
+            [7, 7, 7],
+            None,
+            "boom",
+            False,
+            "backend pid 7 stayed the same in 3 transactions; the second connection failed: boom",
+        ),
+    ],
+    ids=["direct", "transaction-pool", "round-robin", "pool-of-one", "probe-failed"],
+)
+def test_pooler_finding(backend_pids, probe_backend_pid, probe_error, transaction_pooling, detail):
+    finding = pooler_finding(backend_pids, probe_backend_pid, probe_error)
+    assert finding == {
+        "transaction_pooling": transaction_pooling,
+        "backend_pids": backend_pids,
+        "probe_backend_pid": probe_backend_pid,
+        "detail": detail,
+    }
+
+
+@pytest.mark.parametrize(
+    ("backend_pids", "probe_backend_pid", "evidence"),
+    [
+        ([7, 8, 7], 7, "backend pid changed between transactions: 7, 8"),
+        ([7, 7, 7], 7, "a second connection got backend pid 7 of this connection"),
+    ],
+    ids=["pid-changed", "pid-shared"],
+)
+def test_transaction_pooling_message(backend_pids, probe_backend_pid, evidence):
+    message = transaction_pooling_message(
+        "database shop on db:6432 as app", pooler_finding(backend_pids, probe_backend_pid)
+    )
+    assert message == (
+        f"the connection to database shop on db:6432 as app goes through a transaction-pooling proxy ({evidence}): "
+        "advisory locks and session settings are unsafe there; connect to PostgreSQL directly or through a "
+        "session-pooling pool"
+    )
