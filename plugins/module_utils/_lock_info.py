@@ -4,9 +4,19 @@
 
 # This is a private module_utils of the collection; it may change without notice.
 
-"""The SQL of pg_lock_info and the pure functions that shape its rows into the returned entries."""
+"""The SQL of pg_lock_info, the pure functions that shape its rows, and the reader that runs them."""
 
 from __future__ import annotations
+
+import contextlib
+import threading
+
+from ansible_collections.safedeploy.migrations.plugins.module_utils._postgres import (
+    connect,
+    describe_target,
+    error_text,
+    psycopg,
+)
 
 APPLICATION_NAME = "safedeploy.pg_lock_info"
 QUERY_ELLIPSIS = "..."
@@ -304,3 +314,101 @@ def summarize(result: dict) -> dict:
         "locks_waiting": len([entry for entry in result["locks"] if not entry["granted"]]),
         "invalid_indexes": len(result["invalid_indexes"]),
     }
+
+
+# Through a pool of one server connection the second read waits for the probe's transaction; this ends it.
+PROBE_HOLD_SECONDS = 2.0
+PROBE_QUERY_PREFIX = "/* second connection, in a transaction */ "
+
+
+def rollback_quietly(connection) -> None:
+    with contextlib.suppress(psycopg.Error):
+        connection.rollback()
+
+
+class LockInfoReader:
+    """Runs the read-only queries on one autocommit connection and keeps them as the audit trail."""
+
+    def __init__(self, module, connection, application_name: str = APPLICATION_NAME) -> None:
+        self.module = module
+        self.application_name = application_name
+        self.cursor = psycopg.ClientCursor(connection, row_factory=psycopg.rows.dict_row)
+        self.queries: list[str] = []
+        self.database: str | None = None
+
+    def rows(self, what: str, sql: str, params: dict | None = None) -> list:
+        try:
+            self.queries.append(self.cursor.mogrify(sql, params))
+            self.cursor.execute(sql, params)
+            return self.cursor.fetchall()
+        except psycopg.Error as exc:
+            target = describe_target(self.module.params, self.database)
+            self.module.fail_json(msg=f"reading {what} from {target} failed: {error_text(exc)}", queries=self.queries)
+
+    def read(self, relations: list | None, min_xact_age: float, query_length: int) -> dict:
+        """Everything but the pooler check; relations None means all relation locks, [] none."""
+        server = self.rows("the server version", SERVER_QUERY)[0]
+        self.database = server["database"]
+        version_num = server["server_version_num"]
+        result = {
+            "database": server["database"],
+            "server_version": server["server_version"],
+            "blocking": [
+                blocking_entry(row, query_length) for row in self.rows("blocked sessions", blocking_query(version_num))
+            ],
+            "long_transactions": [
+                session_entry(row, query_length)
+                for row in self.rows("long transactions", LONG_TRANSACTIONS_QUERY, {"min_xact_age": min_xact_age})
+            ],
+            "idle_in_transaction": [
+                session_entry(row, query_length)
+                for row in self.rows("idle-in-transaction sessions", IDLE_IN_TRANSACTION_QUERY)
+            ],
+            "dumps_running": [
+                session_entry(row, query_length) for row in self.rows("running pg_dump sessions", DUMPS_RUNNING_QUERY)
+            ],
+            "advisory_locks": [
+                advisory_lock_entry(row, query_length) for row in self.rows("advisory locks", ADVISORY_LOCKS_QUERY)
+            ],
+            "missing_relations": [],
+        }
+        if relations:
+            resolved = self.rows("the relations", RESOLVE_RELATIONS_QUERY, {"relations": relations})
+            result["missing_relations"] = missing_relations(resolved)
+        result["locks"] = []
+        if relations != []:
+            result["locks"] = [
+                relation_lock_entry(row, query_length)
+                for row in self.rows("relation locks", relation_locks_query(version_num), {"relations": relations})
+            ]
+        result["invalid_indexes"] = [
+            invalid_index_entry(row) for row in self.rows("invalid indexes", INVALID_INDEXES_QUERY)
+        ]
+        result["root_blocking_pids"] = root_blocking_pids(result["blocking"])
+        result["summary"] = summarize(result)
+        return result
+
+    def backend_pid(self) -> int:
+        return self.rows("the backend pid", BACKEND_PID_QUERY)[0]["pid"]
+
+    def pooler(self) -> dict:
+        """The backend pid of this connection before, while and after a second connection holds a transaction."""
+        backend_pids = [self.backend_pid()]
+        probe = connect(self.module, autocommit=False, application_name=self.application_name)
+        probe_pid, probe_error = None, None
+        release = threading.Timer(PROBE_HOLD_SECONDS, rollback_quietly, [probe])
+        try:
+            self.queries.append(PROBE_QUERY_PREFIX + BACKEND_PID_QUERY)
+            probe_pid = probe.execute(BACKEND_PID_QUERY, prepare=False).fetchone()[0]
+        except psycopg.Error as exc:
+            probe_error = error_text(exc)
+        release.start()
+        try:
+            backend_pids.append(self.backend_pid())
+        finally:
+            release.cancel()
+            release.join()
+            rollback_quietly(probe)
+            probe.close()
+        backend_pids.append(self.backend_pid())
+        return pooler_finding(backend_pids, probe_pid, probe_error)

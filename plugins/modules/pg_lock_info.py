@@ -251,146 +251,18 @@ queries:
   sample: ["SELECT current_database() AS database, current_setting('server_version') AS server_version, ..."]
 """
 
-import contextlib
-import threading
-
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.safedeploy.migrations.plugins.module_utils._lock_info import (
-    ADVISORY_LOCKS_QUERY,
     APPLICATION_NAME,
-    BACKEND_PID_QUERY,
-    DUMPS_RUNNING_QUERY,
-    IDLE_IN_TRANSACTION_QUERY,
-    INVALID_INDEXES_QUERY,
-    LONG_TRANSACTIONS_QUERY,
-    RESOLVE_RELATIONS_QUERY,
-    SERVER_QUERY,
-    advisory_lock_entry,
-    blocking_entry,
-    blocking_query,
-    invalid_index_entry,
-    missing_relations,
-    pooler_finding,
-    relation_lock_entry,
-    relation_locks_query,
-    root_blocking_pids,
-    session_entry,
-    summarize,
+    LockInfoReader,
     transaction_pooling_message,
 )
 from ansible_collections.safedeploy.migrations.plugins.module_utils._postgres import (
     connect,
     describe_target,
-    error_text,
     postgres_common_argument_spec,
-    psycopg,
 )
-
-# Through a pool of one server connection the second read waits for the probe's transaction; this ends it.
-PROBE_HOLD_SECONDS = 2.0
-PROBE_QUERY_PREFIX = "/* second connection, in a transaction */ "
-
-
-def rollback_quietly(connection) -> None:
-    with contextlib.suppress(psycopg.Error):
-        connection.rollback()
-
-
-class LockInfoReader:
-    """Runs the read-only queries on one autocommit connection and keeps them as the audit trail."""
-
-    def __init__(self, module: AnsibleModule, connection) -> None:
-        self.module = module
-        self.cursor = psycopg.ClientCursor(connection, row_factory=psycopg.rows.dict_row)
-        self.queries: list[str] = []
-        self.database: str | None = None
-
-    def rows(self, what: str, sql: str, params: dict | None = None) -> list:
-        try:
-            self.queries.append(self.cursor.mogrify(sql, params))
-            self.cursor.execute(sql, params)
-            return self.cursor.fetchall()
-        except psycopg.Error as exc:
-            target = describe_target(self.module.params, self.database)
-            self.module.fail_json(msg=f"reading {what} from {target} failed: {error_text(exc)}", queries=self.queries)
-
-    def read(self) -> dict:
-        params = self.module.params
-        query_length = params["query_length"]
-        relations = params["relations"]
-        server = self.rows("the server version", SERVER_QUERY)[0]
-        self.database = server["database"]
-        version_num = server["server_version_num"]
-        result = {
-            "database": server["database"],
-            "server_version": server["server_version"],
-            "blocking": [
-                blocking_entry(row, query_length) for row in self.rows("blocked sessions", blocking_query(version_num))
-            ],
-            "long_transactions": [
-                session_entry(row, query_length)
-                for row in self.rows(
-                    "long transactions", LONG_TRANSACTIONS_QUERY, {"min_xact_age": params["min_xact_age"]}
-                )
-            ],
-            "idle_in_transaction": [
-                session_entry(row, query_length)
-                for row in self.rows("idle-in-transaction sessions", IDLE_IN_TRANSACTION_QUERY)
-            ],
-            "dumps_running": [
-                session_entry(row, query_length) for row in self.rows("running pg_dump sessions", DUMPS_RUNNING_QUERY)
-            ],
-            "advisory_locks": [
-                advisory_lock_entry(row, query_length) for row in self.rows("advisory locks", ADVISORY_LOCKS_QUERY)
-            ],
-            "missing_relations": [],
-        }
-        if relations:
-            resolved = self.rows("the relations", RESOLVE_RELATIONS_QUERY, {"relations": relations})
-            result["missing_relations"] = missing_relations(resolved)
-        result["locks"] = []
-        if relations != []:
-            result["locks"] = [
-                relation_lock_entry(row, query_length)
-                for row in self.rows("relation locks", relation_locks_query(version_num), {"relations": relations})
-            ]
-        result["invalid_indexes"] = [
-            invalid_index_entry(row) for row in self.rows("invalid indexes", INVALID_INDEXES_QUERY)
-        ]
-        result["root_blocking_pids"] = root_blocking_pids(result["blocking"])
-        result["summary"] = summarize(result)
-        result["pooler"] = self.pooler()
-        result["queries"] = self.queries
-        if params["fail_on_transaction_pooling"] and result["pooler"]["transaction_pooling"]:
-            target = describe_target(params, self.database)
-            self.module.fail_json(msg=transaction_pooling_message(target, result["pooler"]), **result)
-        return result
-
-    def backend_pid(self) -> int:
-        return self.rows("the backend pid", BACKEND_PID_QUERY)[0]["pid"]
-
-    def pooler(self) -> dict:
-        """The backend pid of this connection before, while and after a second connection holds a transaction."""
-        backend_pids = [self.backend_pid()]
-        probe = connect(self.module, autocommit=False, application_name=APPLICATION_NAME)
-        probe_pid, probe_error = None, None
-        release = threading.Timer(PROBE_HOLD_SECONDS, rollback_quietly, [probe])
-        try:
-            self.queries.append(PROBE_QUERY_PREFIX + BACKEND_PID_QUERY)
-            probe_pid = probe.execute(BACKEND_PID_QUERY, prepare=False).fetchone()[0]
-        except psycopg.Error as exc:
-            probe_error = error_text(exc)
-        release.start()
-        try:
-            backend_pids.append(self.backend_pid())
-        finally:
-            release.cancel()
-            release.join()
-            rollback_quietly(probe)
-            probe.close()
-        backend_pids.append(self.backend_pid())
-        return pooler_finding(backend_pids, probe_pid, probe_error)
 
 
 def validate(module: AnsibleModule) -> None:
@@ -410,11 +282,19 @@ def main() -> None:
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     validate(module)
+    params = module.params
     connection = connect(module, application_name=APPLICATION_NAME)
     try:
-        result = LockInfoReader(module, connection).read()
+        reader = LockInfoReader(module, connection, APPLICATION_NAME)
+        result = reader.read(params["relations"], params["min_xact_age"], params["query_length"])
+        result["pooler"] = reader.pooler()
+        result["queries"] = reader.queries
     finally:
         connection.close()
+    if params["fail_on_transaction_pooling"] and result["pooler"]["transaction_pooling"]:
+        module.fail_json(
+            msg=transaction_pooling_message(describe_target(params, reader.database), result["pooler"]), **result
+        )
     module.exit_json(changed=False, **result)
 
 

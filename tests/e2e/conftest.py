@@ -137,7 +137,8 @@ class Playbook:
     def task(self, name: str) -> dict:
         for play in self.report.get("plays", []):
             for task in play["tasks"]:
-                if task["task"]["name"] == name:
+                # tasks of a role are named "<role> : <task>"
+                if task["task"]["name"] == name or task["task"]["name"].endswith(" : " + name):
                     return next(iter(task["hosts"].values()))
         raise KeyError("task %r not in the playbook output:\n%s\n%s" % (name, self.stdout[-3000:], self.stderr[-3000:]))
 
