@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Callable
 
-from bench_common import REPO_ROOT, BenchError, cpu_model, meminfo_kib, run_with_cluster
+from bench_common import REPO_ROOT, BenchError, Cluster, cpu_model, meminfo_kib, run_with_cluster
 
 NAME = "bench_backup"
 COLLECTIONS_ROOT = os.path.join(REPO_ROOT, ".build", "collections")
@@ -35,14 +35,7 @@ ACCOUNTS_PER_SCALE = 100000
 TARGET_RATIO = 1.3
 
 
-@dataclass
-class Server:
-    host: str
-    port: int
-    user: str
-    password: str
-    bin_dir: str
-
+class Server(Cluster):
     def tool(self, name: str) -> str:
         return os.path.join(self.bin_dir, name)
 
@@ -312,7 +305,7 @@ def print_report(report: dict) -> None:
 
 def start_server(harness: ModuleType, state_dir: str) -> Server:
     info = harness.start(state_dir)
-    return Server(info["host"], int(info["port"]), info["user"], info["password"], info["bin_dir"])
+    return Server.from_harness(info)
 
 
 def run_benchmark(harness: ModuleType, work_dir: str, args: argparse.Namespace) -> dict:

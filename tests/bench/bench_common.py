@@ -12,11 +12,27 @@ import shutil
 import signal
 import sys
 import tempfile
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Callable
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HARNESS_PATH = os.path.join(REPO_ROOT, "tests", "integration", "targets", "setup_postgresql", "files", "pg_cluster.py")
+
+
+@dataclass
+class Cluster:
+    """Where the benchmark's ephemeral cluster listens; each benchmark adds the clients it needs."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    bin_dir: str
+
+    @classmethod
+    def from_harness(cls, info: dict):
+        return cls(info["host"], int(info["port"]), info["user"], info["password"], info["bin_dir"])
 
 
 class BenchError(Exception):

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import psycopg
-from bench_common import REPO_ROOT, BenchError, cpu_model, meminfo_kib, run_with_cluster
+from bench_common import REPO_ROOT, BenchError, Cluster, cpu_model, meminfo_kib, run_with_cluster
 
 NAME = "bench_lock_stall"
 EXAMPLE_APP = os.path.join(REPO_ROOT, "examples", "orchestrator")
@@ -49,14 +49,7 @@ BLOCKER_APPLICATION_NAME = "bench_lock_stall blocker"
 MIB = 1024 * 1024
 
 
-@dataclass
-class Server:
-    host: str
-    port: int
-    user: str
-    password: str
-    bin_dir: str
-
+class Server(Cluster):
     def connect(self, database: str, autocommit: bool = True, application_name: str = "bench_lock_stall"):
         return psycopg.connect(
             host=self.host,
@@ -437,7 +430,7 @@ def print_report(report: dict) -> None:
 
 def start_server(harness, state_dir: str) -> Server:
     info = harness.start(state_dir)
-    return Server(info["host"], int(info["port"]), info["user"], info["password"], info["bin_dir"])
+    return Server.from_harness(info)
 
 
 def run_benchmark(harness, work_dir: str, args: argparse.Namespace) -> dict:

@@ -13,17 +13,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import pwd
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import time
 
+# the cluster harness of the setup_postgresql target already knows how to pick ports and drop root
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "setup_postgresql", "files"))
+from pg_cluster import free_port, run_as_server, server_account  # noqa: E402  # pylint: disable=wrong-import-position
+
 DEFAULT_STATE_DIR = os.path.join(os.environ.get("TMPDIR", "/tmp"), "safedeploy-test-pgbouncer")
 POOL_MODES = ("transaction", "session")
-SERVER_USER = "postgres"
 WAIT_SECONDS = 15
 
 CONFIG = """\
@@ -47,19 +48,6 @@ ignore_startup_parameters = extra_float_digits
 logfile = {directory}/pgbouncer.log
 pidfile = {directory}/pgbouncer.pid
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def server_account():
-    """PgBouncer refuses to run as root, so root runs it as the postgres account."""
-    if os.geteuid() != 0:
-        return None
-    return pwd.getpwnam(SERVER_USER)
 
 
 def pgbouncer_binary() -> str:
@@ -131,17 +119,7 @@ def start_instance(state_dir: str, pool_mode: str, cluster: dict, account) -> di
     password = cluster["PGPASSWORD"].replace('"', '""')
     write_private(os.path.join(directory, "userlist.txt"), '"%s" "%s"\n' % (cluster["PGUSER"], password), account)
 
-    def drop_privileges():
-        os.setgid(account.pw_gid)
-        os.setuid(account.pw_uid)
-
-    result = subprocess.run(
-        [pgbouncer_binary(), "-d", "-q", os.path.join(directory, "pgbouncer.ini")],
-        preexec_fn=drop_privileges if account else None,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = run_as_server([pgbouncer_binary(), "-d", "-q", os.path.join(directory, "pgbouncer.ini")], account)
     if result.returncode != 0:
         sys.exit(
             "pgbouncer_pools: pgbouncer (%s) failed (rc=%s): %s%s"
