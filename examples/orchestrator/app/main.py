@@ -114,12 +114,15 @@ async def create_customer(request: Request) -> JSONResponse:
     return JSONResponse(jsonable(row or {}), status_code=201)
 
 
-async def get_customer(request: Request) -> JSONResponse:
-    customer_id = request.path_params["customer_id"]
-    row = await fetch_one(select_by_id("customers", CUSTOMER_COLUMNS), (customer_id,))
+async def row_by_id(table: str, columns, what: str, row_id: int) -> JSONResponse:
+    row = await fetch_one(select_by_id(table, columns), (row_id,))
     if row is None:
-        raise HTTPException(404, "customer %d not found" % customer_id)
+        raise HTTPException(404, "%s %d not found" % (what, row_id))
     return JSONResponse(jsonable(row))
+
+
+async def get_customer(request: Request) -> JSONResponse:
+    return await row_by_id("customers", CUSTOMER_COLUMNS, "customer", request.path_params["customer_id"])
 
 
 async def create_job(request: Request) -> JSONResponse:
@@ -140,11 +143,7 @@ async def create_job(request: Request) -> JSONResponse:
 
 
 async def get_job(request: Request) -> JSONResponse:
-    job_id = request.path_params["job_id"]
-    row = await fetch_one(select_by_id("jobs", JOB_COLUMNS), (job_id,))
-    if row is None:
-        raise HTTPException(404, "job %d not found" % job_id)
-    return JSONResponse(jsonable(row))
+    return await row_by_id("jobs", JOB_COLUMNS, "job", request.path_params["job_id"])
 
 
 async def http_error(request: Request, error: HTTPException) -> JSONResponse:
