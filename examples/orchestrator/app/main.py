@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from app.database_url import DatabaseUrlError
 from app.db import connect_async, current_revisions
-from app.release import APP_VERSION, READS_LEGACY_CODE, USES_JOB_PRIORITY
+from app.release import APP_VERSION, NEVER_HEALTHY, NEVER_HEALTHY_REASON, READS_LEGACY_CODE, USES_JOB_PRIORITY
 
 APPLICATION_NAME = "orchestrator-app"
 CUSTOMER_COLUMNS = ["id", "name", "email", "created_at"] + (["legacy_code"] if READS_LEGACY_CODE else [])
@@ -91,15 +91,16 @@ async def health(request: Request) -> JSONResponse:
             {"status": "unavailable", "database": "unreachable", "reason": reason, "app_version": APP_VERSION},
             status_code=503,
         )
-    return JSONResponse(
-        {
-            "status": "ok",
-            "database": "ok",
-            "revision": ",".join(revisions) or None,
-            "revisions": revisions,
-            "app_version": APP_VERSION,
-        }
-    )
+    answer = {
+        "status": "ok",
+        "database": "ok",
+        "revision": ",".join(revisions) or None,
+        "revisions": revisions,
+        "app_version": APP_VERSION,
+    }
+    if NEVER_HEALTHY:
+        return JSONResponse({**answer, "status": "unhealthy", "reason": NEVER_HEALTHY_REASON}, status_code=503)
+    return JSONResponse(answer)
 
 
 async def create_customer(request: Request) -> JSONResponse:

@@ -3,7 +3,8 @@
 """Which release this process plays: APP_VERSION selects the columns that release's code used.
 
 One code base stands in for every release of releases.yml, so an image built with APP_VERSION=1.2.0 behaves
-like the real 1.2.0 did: it still reads customers.legacy_code, which revision 0004 drops.
+like the real 1.2.0 did: it still reads customers.legacy_code, which revision 0004 drops. The releases marked
+`healthy: false` there are broken on purpose: their app answers /health with 503 forever.
 """
 
 from __future__ import annotations
@@ -33,3 +34,8 @@ def is_release_version(name: str) -> bool:
 USES_JOB_PRIORITY = version_key(APP_VERSION) >= (1, 1, 0)
 # customers.legacy_code is read up to 1.2.x; 1.3.0 stopped using it and revision 0004 drops it
 READS_LEGACY_CODE = version_key(APP_VERSION) < (1, 3, 0)
+
+# releases.yml marks them `healthy: false`: a deploy's health gate must stop them, so /health never says ok
+NEVER_HEALTHY_RELEASES = frozenset({"1.4.0-unhealthy"})
+NEVER_HEALTHY = APP_VERSION in NEVER_HEALTHY_RELEASES
+NEVER_HEALTHY_REASON = "release %s is broken on purpose: its app never reports healthy" % APP_VERSION

@@ -12,6 +12,7 @@ import configparser
 import importlib
 import importlib.util
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -21,27 +22,33 @@ import yaml
 EXAMPLE_DIR = Path(__file__).resolve().parents[3] / "examples" / "orchestrator"
 RELEASES = yaml.safe_load((EXAMPLE_DIR / "releases.yml").read_text())["releases"]
 MAIN_RELEASES = [release for release in RELEASES if release["alembic_name"] == "alembic"]
+TEST_RELEASES = [release for release in RELEASES if release["alembic_name"] != "alembic"]
 # alembic_version.version_num is VARCHAR(32)
 MAX_REVISION_ID_LENGTH = 32
 
 
 @pytest.fixture(scope="module")
 def example():
-    """The example's `app` package and prune_revisions.py, imported from the example directory."""
+    """The example's `app` package and its image build steps, imported from the example directory."""
     sys.path.insert(0, str(EXAMPLE_DIR))
     try:
-        spec = importlib.util.spec_from_file_location("prune_revisions", EXAMPLE_DIR / "prune_revisions.py")
-        prune = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(prune)
         yield {
             "database_url": importlib.import_module("app.database_url"),
             "release": importlib.import_module("app.release"),
-            "prune": prune,
+            "prune": build_step("prune_revisions"),
+            "ship": build_step("ship_test_release"),
         }
     finally:
         sys.path.remove(str(EXAMPLE_DIR))
         for name in [name for name in sys.modules if name == "app" or name.startswith("app.")]:
             del sys.modules[name]
+
+
+def build_step(name: str):
+    spec = importlib.util.spec_from_file_location(name, EXAMPLE_DIR / (name + ".py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def parse_revision(path: Path) -> dict:
@@ -80,9 +87,9 @@ def heads(scripts: dict[str, dict]) -> list[str]:
     return sorted(set(scripts) - parents)
 
 
-def version_locations(section: str) -> list[Path]:
-    parser = configparser.ConfigParser(defaults={"here": str(EXAMPLE_DIR)})
-    parser.read(EXAMPLE_DIR / "alembic.ini")
+def version_locations(section: str, example_dir: Path = EXAMPLE_DIR) -> list[Path]:
+    parser = configparser.ConfigParser(defaults={"here": str(example_dir)})
+    parser.read(example_dir / "alembic.ini")
     return [Path(location) for location in parser.get(section, "version_locations").split(":")]
 
 
@@ -133,13 +140,90 @@ def test_version_key_refuses_a_non_version(example):
 
 @pytest.mark.parametrize(
     ("app_version", "removed"),
-    [("1.0.0", ["1.1.0", "1.2.0", "1.3.0"]), ("1.1.0", ["1.2.0", "1.3.0"]), ("1.3.0", []), ("1.4.0-broken", [])],
+    [
+        ("1.0.0", ["1.1.0", "1.2.0", "1.3.0", "1.4.0", "1.4.0-broken", "1.4.0-slow"]),
+        ("1.1.0", ["1.2.0", "1.3.0", "1.4.0", "1.4.0-broken", "1.4.0-slow"]),
+        # 1.4.0-broken sorts as (1, 4, 0), above 1.3.0, and must still go
+        ("1.3.0", ["1.4.0", "1.4.0-broken", "1.4.0-slow"]),
+        ("1.4.0-broken", ["1.4.0", "1.4.0-slow"]),
+        ("1.4.0", ["1.4.0-broken", "1.4.0-slow"]),
+        ("1.3.0+local", ["1.4.0", "1.4.0-broken", "1.4.0-slow"]),
+    ],
 )
 def test_an_image_keeps_the_revisions_of_its_release_and_older(example, tmp_path, app_version, removed):
-    for name in ("1.0.0", "1.1.0", "1.2.0", "1.3.0", "__pycache__"):
+    for name in ("1.0.0", "1.1.0", "1.2.0", "1.3.0", "1.4.0", "1.4.0-broken", "1.4.0-slow", "__pycache__"):
         (tmp_path / name).mkdir()
-    newer = example["prune"].newer_release_dirs(tmp_path, app_version)
-    assert [path.name for path in newer] == removed
+    unshipped = example["prune"].unshipped_release_dirs(tmp_path, app_version)
+    assert [path.name for path in unshipped] == removed
+
+
+@pytest.fixture
+def example_copy(tmp_path) -> Path:
+    """What the image build copies into /app, for the build steps to change."""
+    copy = tmp_path / "app"
+    copy.mkdir()
+    for name in ("alembic.ini", "releases.yml"):
+        shutil.copy(EXAMPLE_DIR / name, copy / name)
+    shutil.copytree(EXAMPLE_DIR / "migrations", copy / "migrations", ignore=shutil.ignore_patterns("__pycache__"))
+    return copy
+
+
+def revision_files(locations: list[Path]) -> list[str]:
+    return sorted(path.name for location in locations for path in location.rglob("[0-9]*.py"))
+
+
+def test_the_build_step_reads_every_alembic_name_of_releases_yml(example):
+    expected = {release["version"]: release["alembic_name"] for release in RELEASES}
+    assert example["ship"].alembic_names((EXAMPLE_DIR / "releases.yml").read_text()) == expected
+
+
+@pytest.mark.parametrize("release", TEST_RELEASES, ids=[release["version"] for release in TEST_RELEASES])
+def test_a_test_release_image_runs_its_set_with_plain_alembic(example, example_copy, release):
+    example["ship"].ship_test_release(example_copy, release["version"])
+    default = version_locations("alembic", example_copy)
+    assert revision_files(default) == revision_files(version_locations(release["alembic_name"]))
+    assert heads(scripts_in(default)) == sorted(release["heads"])
+    # the section itself still works in the image, and finds no revision twice
+    assert revision_files(version_locations(release["alembic_name"], example_copy)) == revision_files(default)
+
+
+@pytest.mark.parametrize("app_version", ["1.3.0", "1.0.0", "1.4.0-unlisted", "2.0.0"])
+def test_other_images_keep_their_revisions_where_they_are(example, example_copy, app_version):
+    before = sorted(path.relative_to(example_copy) for path in example_copy.rglob("*"))
+    assert example["ship"].ship_test_release(example_copy, app_version) is None
+    assert sorted(path.relative_to(example_copy) for path in example_copy.rglob("*")) == before
+
+
+def test_a_test_release_without_its_alembic_section_fails_the_build(example, example_copy):
+    releases = example_copy / "releases.yml"
+    releases.write_text(releases.read_text() + "\n  - version: 1.4.0-ghost\n    alembic_name: ghost\n")
+    with pytest.raises(example["ship"].ShipError, match=r"no section \[ghost\]"):
+        example["ship"].ship_test_release(example_copy, "1.4.0-ghost")
+
+
+def test_a_test_release_never_overwrites_a_release_directory(example, example_copy):
+    (example_copy / "migrations" / "versions" / "1.4.0-broken").mkdir()
+    with pytest.raises(example["ship"].ShipError, match="exists already"):
+        example["ship"].ship_test_release(example_copy, "1.4.0-broken")
+
+
+def test_only_the_releases_marked_unhealthy_never_report_healthy(example):
+    marked = {release["version"] for release in RELEASES if release.get("healthy", True) is False}
+    assert marked
+    assert marked == example["release"].NEVER_HEALTHY_RELEASES
+
+
+@pytest.mark.parametrize(("app_version", "never_healthy"), [("1.4.0-unhealthy", True), ("1.3.0", False)])
+def test_the_unhealthy_release_says_it_is_broken_on_purpose(example, monkeypatch, app_version, never_healthy):
+    release = example["release"]
+    monkeypatch.setenv("APP_VERSION", app_version)
+    try:
+        importlib.reload(release)
+        assert release.NEVER_HEALTHY is never_healthy
+        assert "release %s is broken on purpose" % app_version in release.NEVER_HEALTHY_REASON
+    finally:
+        monkeypatch.undo()
+        importlib.reload(release)
 
 
 @pytest.mark.parametrize("revision", sorted(ALL_SCRIPTS))
