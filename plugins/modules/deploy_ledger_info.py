@@ -1,0 +1,228 @@
+#!/usr/bin/python
+# Copyright (c) safedeploy.migrations contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: deploy_ledger_info
+short_description: Read the deploy ledger of the application database
+version_added: 0.1.0
+description:
+  - Reads O(state_schema)C(.deploys), the rows M(safedeploy.migrations.deploy_ledger) writes, newest first.
+  - RV(last_succeeded) is the newest succeeded row of the environment, what a rollback returns to and what tells
+    that a deploy has nothing to do.
+  - A missing table is no error; RV(exists) is false and the lists are empty.
+author: safedeploy.migrations maintainers (@safedeploy)
+extends_documentation_fragment:
+  - safedeploy.migrations._postgres
+  - safedeploy.migrations._attributes
+  - safedeploy.migrations._attributes.actiongroup_postgres
+  - safedeploy.migrations._attributes.info_module
+options:
+  state_schema:
+    description:
+      - Schema of the collection's own tables in the application database; the ledger is its table C(deploys).
+    type: str
+    default: safedeploy
+  environment:
+    description: Only rows of this environment.
+    type: str
+  kind:
+    description: Only rows of these kinds; all when not set or empty.
+    type: list
+    elements: str
+    choices: [deploy, rollback, restore]
+  outcome:
+    description: Only rows with this outcome. Does not apply to RV(last_succeeded).
+    type: str
+    choices: [running, succeeded, failed]
+  deploy_id:
+    description: Only the row with this id.
+    type: int
+  limit:
+    description: Most rows returned in RV(deploys). Does not apply to RV(last) and RV(last_succeeded).
+    type: int
+    default: 20
+"""
+
+EXAMPLES = r"""
+- name: Read the ledger of production
+  safedeploy.migrations.deploy_ledger_info:
+    login_db: shop
+    environment: production
+    kind: [deploy, rollback]
+  register: ledger
+
+- name: Nothing to do when the last good deploy already brought this version
+  ansible.builtin.meta: end_host
+  when:
+    - ledger.last_succeeded is not none
+    - ledger.last_succeeded.app_version_to == app_version
+    - ledger.last.outcome == 'succeeded'
+
+- name: Roll back to the version of the last good deploy
+  ansible.builtin.debug:
+    msg: "roll back to {{ ledger.last_succeeded.app_version_to }} at {{ ledger.last_succeeded.revision_reached }}"
+  when: ledger.last_succeeded is not none
+"""
+
+RETURN = r"""
+exists:
+  description: Whether the ledger table exists.
+  type: bool
+  returned: always
+  sample: true
+deploys:
+  description: The rows matching the filters, newest (highest id) first, at most O(limit).
+  type: list
+  elements: dict
+  returned: always
+  contains: &entry
+    id: {description: Id of the row., type: int, returned: always, sample: 42}
+    kind: {description: "V(deploy), V(rollback) or V(restore).", type: str, returned: always, sample: deploy}
+    environment: {description: Environment deployed to., type: str, returned: always, sample: production}
+    app_version_from: {description: Application version before., type: str, returned: always, sample: 1.2.0}
+    app_version_to: {description: Application version deployed., type: str, returned: always, sample: 1.3.0}
+    revision_from: {description: Database revision before., type: str, returned: always, sample: "0003"}
+    revision_to: {description: Target database revision., type: str, returned: always, sample: "0004"}
+    revision_reached: {description: Database revision at the end., type: str, returned: always, sample: "0004"}
+    plan_hash: {description: Plan hash of the migration., type: str, returned: always, sample: 9c1f0e}
+    strategy: {description: How it was deployed., type: str, returned: always, sample: migrate-then-restart}
+    rollback_method: {description: How it can be undone., type: str, returned: always, sample: downgrade}
+    backup_path: {description: Backup taken before., type: str, returned: always, sample: /var/backups/shop.dump}
+    backup_sha256: {description: sha256 of the backup., type: str, returned: always, sample: 5d41402abc4b2a76}
+    deployed_by: {description: Who ran it., type: str, returned: always, sample: ops}
+    started_at:
+      description: Start, ISO 8601 in UTC.
+      type: str
+      returned: always
+      sample: "2024-05-01T10:15:03.120000+00:00"
+    finished_at:
+      description: End, ISO 8601 in UTC; null while running.
+      type: str
+      returned: always
+      sample: "2024-05-01T10:16:41.005000+00:00"
+    outcome: {description: "V(running), V(succeeded) or V(failed).", type: str, returned: always, sample: succeeded}
+    rescue:
+      description: What the rescue did.
+      type: str
+      returned: always
+      sample: downgraded to 0003; restarted 1.2.0
+    message: {description: A sentence for people., type: str, returned: always, sample: null}
+    details: {description: Anything else., type: dict, returned: always, sample: {}}
+last:
+  description: The newest row matching the filters, or null.
+  type: dict
+  returned: always
+  contains: *entry
+last_succeeded:
+  description: The newest succeeded row matching O(environment), O(kind) and O(deploy_id), or null.
+  type: dict
+  returned: always
+  contains: *entry
+executed_queries:
+  description: The SQL run, in order, with its parameters as placeholders.
+  type: list
+  elements: str
+  returned: always
+  sample: ['SELECT * FROM "safedeploy"."deploys" WHERE environment = %(environment)s ORDER BY id DESC LIMIT %(limit)s']
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.safedeploy.migrations.plugins.module_utils._ledger import (
+    KINDS,
+    LEDGER_TABLE,
+    OUTCOMES,
+    READER_APPLICATION_NAME,
+    TABLE_EXISTS_QUERY,
+    filter_clause,
+    newest_query,
+    row_to_entry,
+    table_identifier,
+)
+from ansible_collections.safedeploy.migrations.plugins.module_utils._postgres import (
+    connect,
+    describe_target,
+    dict_row,
+    error_text,
+    postgres_common_argument_spec,
+    psycopg,
+)
+
+
+class LedgerReader:
+    """Read-only queries on one autocommit connection, kept as the audit trail."""
+
+    def __init__(self, module: AnsibleModule, connection) -> None:
+        self.module = module
+        self.params = module.params
+        self.connection = connection
+        self.cursor = connection.cursor(row_factory=dict_row)
+        self.schema = self.params["state_schema"]
+        self.table = table_identifier(self.schema).as_string(connection)
+        self.table_name = "%s.%s" % (self.schema, LEDGER_TABLE)
+        self.executed_queries: list = []
+
+    def rows(self, what: str, query, params: dict) -> list:
+        self.executed_queries.append(query if isinstance(query, str) else query.as_string(self.connection))
+        try:
+            return self.cursor.execute(query, params).fetchall()
+        except psycopg.Error as exc:
+            target = "the deploy ledger %s of %s" % (self.table_name, describe_target(self.params))
+            self.module.fail_json(
+                msg="reading %s from %s failed: %s" % (what, target, error_text(exc)),
+                executed_queries=self.executed_queries,
+            )
+
+    def newest(self, what: str, limit: int, outcome: str | None) -> list:
+        params = self.params
+        where, values = filter_clause(params["deploy_id"], params["environment"], params["kind"], outcome)
+        rows = self.rows(what, newest_query(self.schema, where), dict(values, limit=limit))
+        return [row_to_entry(row) for row in rows]
+
+    def read(self) -> dict:
+        result = dict(exists=False, deploys=[], last=None, last_succeeded=None)
+        result["exists"] = self.rows("the table", TABLE_EXISTS_QUERY, {"table": self.table})[0]["exists"]
+        if result["exists"]:
+            result["deploys"] = self.newest("the deploys", self.params["limit"], self.params["outcome"])
+            last = result["deploys"][:1]
+            if not self.params["limit"]:
+                last = self.newest("the last deploy", 1, self.params["outcome"])
+            last_succeeded = self.newest("the last succeeded deploy", 1, "succeeded")
+            result["last"] = last[0] if last else None
+            result["last_succeeded"] = last_succeeded[0] if last_succeeded else None
+        return dict(result, executed_queries=self.executed_queries)
+
+
+def validate(module: AnsibleModule) -> None:
+    if module.params["limit"] < 0:
+        module.fail_json(msg="limit must be 0 or more rows, got %s" % module.params["limit"])
+    if not module.params["state_schema"]:
+        module.fail_json(msg="state_schema must not be empty")
+
+
+def main() -> None:
+    argument_spec = postgres_common_argument_spec()
+    argument_spec.update(
+        state_schema=dict(type="str", default="safedeploy"),
+        environment=dict(type="str"),
+        kind=dict(type="list", elements="str", choices=list(KINDS)),
+        outcome=dict(type="str", choices=list(OUTCOMES)),
+        deploy_id=dict(type="int"),
+        limit=dict(type="int", default=20),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    validate(module)
+    connection = connect(module, application_name=READER_APPLICATION_NAME)
+    try:
+        result = LedgerReader(module, connection).read()
+    finally:
+        connection.close()
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == "__main__":
+    main()
