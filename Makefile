@@ -21,7 +21,7 @@ export PATH := $(BIN):$(PATH)
 help:
 	@echo "make setup        virtualenv $(VENV), the collection visible to Ansible and ansible-test"
 	@echo "make test         setup + sanity + unit + integration + e2e + lint (what CI runs)"
-	@echo "make demo         back up, restore-drill and inspect a local postgres container"
+	@echo "make demo         deploy the example application on this machine (inventories/local)"
 	@echo "make bench        benchmarks under tests/bench (not part of make test)"
 
 $(VENV)/.installed: requirements/dev.txt
@@ -72,8 +72,12 @@ e2e: setup docker-host
 
 test: sanity units integration e2e lint
 
+# the image is built from the example app's source, which needs its wheelhouse (containers cannot reach PyPI)
 demo: setup docker-host
-	$(BIN)/ansible-playbook -i inventories/local playbooks/demo.yml
+	install -d -m 0700 .build/demo
+	PYTHON=$(BIN)/python examples/orchestrator/build_wheelhouse.sh >/dev/null
+	$(BIN)/ansible-playbook -i inventories/local playbooks/deploy.yml
+	$(BIN)/ansible-playbook -i inventories/local playbooks/status.yml
 
 bench: setup
 	$(BIN)/python tests/bench/bench_backup.py

@@ -90,6 +90,36 @@ def describe_revision(revision: str, message: str, sql: str, downgrade_sql: str 
     return entry
 
 
+# Rules about writers waiting for a scan or a rewrite of existing rows: moot on a table the plan itself creates
+RULES_MOOT_ON_NEW_TABLES = {
+    "require-concurrent-index-creation", "adding-field-with-default", "adding-not-nullable-field",
+    "adding-required-field", "adding-serial-primary-key-field", "adding-foreign-key-constraint",
+    "constraint-missing-not-valid", "disallowed-unique-constraint", "changing-column-type",
+}  # fmt: skip
+
+
+def relation_key(name: str) -> str:
+    name = name.lower().replace('"', "")
+    return name[len("public.") :] if name.startswith("public.") else name
+
+
+def relax_findings_on_new_tables(revisions: list[dict]) -> None:
+    """Findings of those rules become `info` when every relation their statement touches was created earlier in
+    the plan: the table is empty and nobody else uses it yet, so nothing waits."""
+    created: set[str] = set()
+    for revision in revisions:
+        for statement in revision["statements"]:
+            text = statement["statement"].strip()
+            touched = [relation_key(relation["relation"]) for relation in statement["relations"]]
+            if touched and all(name in created for name in touched):
+                for finding in revision.get("findings", []):
+                    if finding["rule"] in RULES_MOOT_ON_NEW_TABLES and finding["statement"].strip() == text:
+                        finding.update(severity="info", note="on a table this plan creates: empty, nothing waits")
+            for relation in statement["relations"]:
+                if any(note.startswith("created") for note in relation.get("notes", [])):
+                    created.add(relation_key(relation["relation"]))
+
+
 def attach_sizes(revisions: list[dict], sizes: dict) -> None:
     for revision in revisions:
         for relation in revision["relations"]:

@@ -268,19 +268,24 @@ def statement_at(spans: list[tuple[int, int]], offset: int) -> int | None:
 
 
 def classify(
-    findings: list[dict], error_rules: list[str] | None = None, ignore_rules: list[str] | None = None
+    findings: list[dict],
+    error_rules: list[str] | None = None,
+    ignore_rules: list[str] | None = None,
+    warning_rules: list[str] | None = None,
 ) -> list[dict]:
     """Findings with `severity`; None takes the defaults above, `*` in error_rules makes every rule an error.
 
-    A rule in ignore_rules is dropped even when error_rules names it; squawk's own Error level (a syntax error)
-    is always an error.
+    A rule in ignore_rules is dropped even when error_rules names it, a rule in warning_rules stays a warning;
+    squawk's own Error level (a syntax error) is always an error.
     """
     errors = set(DEFAULT_ERROR_RULES if error_rules is None else error_rules)
+    warnings = set(warning_rules or [])
     ignored = set(DEFAULT_IGNORED_RULES if ignore_rules is None else ignore_rules)
     classified = []
     for finding in findings:
         if finding["rule"] in ignored:
             continue
-        is_error = "*" in errors or finding["rule"] in errors or finding.get("level") == "Error"
+        named_error = ("*" in errors or finding["rule"] in errors) and finding["rule"] not in warnings
+        is_error = named_error or finding.get("level") == "Error"
         classified.append(dict(finding, severity="error" if is_error else "warning"))
     return classified

@@ -46,6 +46,12 @@ options:
       - The collection's defaults when not set.
     type: list
     elements: str
+  lint_warning_rules:
+    description:
+      - squawk rules reported as warnings even when O(lint_error_rules) (or V(*)) makes them errors, for example the
+        compatibility rules when a deploy answers them itself by stopping the old app and backing up first.
+    type: list
+    elements: str
   lint_ignore_rules:
     description:
       - squawk rules to leave out. The collection's defaults when not set (for example the lock and statement timeout
@@ -127,7 +133,9 @@ revisions:
       type: bool
       sample: false
     findings:
-      description: squawk findings with rule, severity, message and the statement.
+      description:
+        - squawk findings with rule, severity, message and the statement.
+        - Severity V(info) marks a rule that is moot on a table the plan itself creates (empty, nothing waits).
       type: list
       elements: dict
       sample:
@@ -193,6 +201,7 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._migration_p
     describe_revision,
     downgrade_sql_by_revision,
     plan_summary,
+    relax_findings_on_new_tables,
     upgrade_sql_by_revision,
 )
 from ansible_collections.safedeploy.migrations.plugins.module_utils._postgres import (
@@ -241,6 +250,7 @@ class Planner:
                 )
                 entry["findings"] = self.lint(entry["sql"])
                 revisions.append(entry)
+            relax_findings_on_new_tables(revisions)
             attach_sizes(revisions, self.relation_sizes(revisions))
         summary = plan_summary(revisions)
         return dict(
@@ -255,7 +265,8 @@ class Planner:
         if not self.squawk:
             return []
         findings = lint_sql(self.squawk, sql, pg_version=self.server_version(), commands=self.runner.commands)
-        return classify(findings, self.params["lint_error_rules"], self.params["lint_ignore_rules"])
+        params = self.params
+        return classify(findings, params["lint_error_rules"], params["lint_ignore_rules"], params["lint_warning_rules"])
 
     def server_version(self) -> str:
         return "%d.%d" % divmod(self.connection.info.server_version // 100, 100)
@@ -276,6 +287,7 @@ def main() -> None:
         squawk_path=dict(type="path"),
         lint_error_rules=dict(type="list", elements="str"),
         lint_ignore_rules=dict(type="list", elements="str"),
+        lint_warning_rules=dict(type="list", elements="str"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     if PGLAST_IMPORT_ERROR:

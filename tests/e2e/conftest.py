@@ -157,8 +157,8 @@ def playbook_command(playbook: str, extra_vars: dict, check: bool = False, diff:
     return argv + (["--check"] if check else []) + (["--diff"] if diff else [])
 
 
-def playbook_environment(database: Database, extra: dict | None = None) -> dict:
-    env = dict(os.environ, **database.environment, **(extra or {}))
+def playbook_environment(database: Database | None, extra: dict | None = None) -> dict:
+    env = dict(os.environ, **(database.environment if database else {}), **(extra or {}))
     env.update(
         ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
         ANSIBLE_COLLECTIONS_PATH=str(BUILD / "collections"),

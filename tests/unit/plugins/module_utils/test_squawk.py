@@ -329,3 +329,12 @@ def test_real_squawk_on_an_autocommit_block_reports_no_transaction_noise():
 def test_real_squawk_reports_its_own_usage_errors():
     with pytest.raises(SquawkError, match=r"squawk failed \(rc 2\): error: invalid value 'no-such-rule'"):
         lint_sql(SQUAWK, "SELECT 1;", excluded_rules=["no-such-rule"])
+
+
+@pytest.mark.parametrize("error_rules", [None, ["*"]])
+def test_warning_rules_stay_warnings_even_when_errors_are_named(error_rules):
+    findings = findings_from_report(REVISION_SQL, REVISION_REPORT)
+    classified = classify(findings, error_rules, [], ["require-concurrent-index-creation"])
+    severities = {f["rule"]: f["severity"] for f in classified}
+    assert severities["require-concurrent-index-creation"] == "warning"
+    assert severities["adding-required-field"] == "error"

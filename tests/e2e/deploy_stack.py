@@ -1,0 +1,194 @@
+# Copyright (c) safedeploy.migrations contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Fixtures for the deploy playbooks: release images of the example app and a compose project per test module.
+
+A test module loads them with `pytest_plugins = ("compose_stack", "deploy_stack")`. A DeployTarget is an inventory
+of its own (this machine, local connection) whose stack has a project name, directory and ports of its own, so
+several can live side by side; the database password reaches the playbooks through the environment only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+from compose_stack import IMAGE_HASH_LABEL, app_sha256, docker, docker_works, free_port, image_label
+from conftest import REPO, Playbook, playbook_environment
+
+RELEASE_IMAGE = "orchestrator-example"
+PASSWORD_VARIABLE = "STACK_DB_PASSWORD"
+INVENTORY_VARS = """---
+deploy_environment: {environment}
+stack_project: {project}
+stack_dir: {stack_dir}
+stack_app_image: {image}
+stack_postgres_port: {postgres_port}
+stack_app_port: {app_port}
+stack_health_timeout: 40
+stack_db_password: "{{{{ lookup('ansible.builtin.env', '{password_variable}') }}}}"
+deploy_backup_dir: {stack_dir}/backups
+"""
+
+
+def release_image(version: str) -> str:
+    """orchestrator-example:<version>, built again only when the app's files changed since."""
+    image = "%s:%s" % (RELEASE_IMAGE, version)
+    wanted = "%s-%s" % (app_sha256(), version)
+    if image_label(image, IMAGE_HASH_LABEL) != wanted:
+        docker(
+            "build",
+            "--quiet",
+            "--build-arg",
+            "APP_VERSION=%s" % version,
+            "--label",
+            "%s=%s" % (IMAGE_HASH_LABEL, wanted),
+            "-t",
+            image,
+            str(REPO / "examples" / "orchestrator"),
+            env=dict(os.environ, DOCKER_BUILDKIT="0"),
+        )
+    return image
+
+
+@pytest.fixture(scope="session")
+def release_images(orchestrator_image):
+    """Builds a release's image on first use; orchestrator_image made the base images and the wheelhouse."""
+    return release_image
+
+
+class DeployTarget:
+    """One environment of the example app on this machine, deployed by the real playbooks."""
+
+    def __init__(self, root: Path, environment: str = "e2e"):
+        self.project = "sdm-%s-%s" % (environment, uuid.uuid4().hex[:6])
+        self.environment_name = environment
+        self.root = root
+        self.stack_dir = root / "stack"
+        self.postgres_port = free_port()
+        self.app_port = free_port()
+        self.password = secrets.token_urlsafe(16)
+        self.inventory = root / "inventory"
+        (self.inventory / "group_vars").mkdir(parents=True)
+        (self.inventory / "hosts.yml").write_text(
+            "all:\n  children:\n    app:\n      hosts:\n        localhost:\n          ansible_connection: local\n"
+        )
+        (self.inventory / "group_vars" / "all.yml").write_text(
+            INVENTORY_VARS.format(
+                environment=environment,
+                project=self.project,
+                stack_dir=self.stack_dir,
+                image=RELEASE_IMAGE,
+                postgres_port=self.postgres_port,
+                app_port=self.app_port,
+                password_variable=PASSWORD_VARIABLE,
+            )
+        )
+
+    @property
+    def environment(self) -> dict:
+        # no PG* variables: the playbooks must find the database from the inventory alone
+        env = {name: value for name, value in playbook_environment(None).items() if not name.startswith("PG")}
+        env[PASSWORD_VARIABLE] = self.password
+        return env
+
+    def command(self, playbook: str, check: bool = False, diff: bool = False, inventory: Path | None = None, **extra):
+        argv = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory or self.inventory)]
+        argv += [str(REPO / "playbooks" / playbook), "-e", json.dumps(extra)]
+        return argv + (["--check"] if check else []) + (["--diff"] if diff else [])
+
+    def run(self, playbook: str, check: bool = False, diff: bool = False, env: dict | None = None, **extra) -> Playbook:
+        completed = subprocess.run(
+            self.command(playbook, check, diff, **extra),
+            env=dict(self.environment, **(env or {})),
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=900,
+        )
+        return Playbook(completed)
+
+    def start(self, playbook: str, **extra) -> subprocess.Popen:
+        return subprocess.Popen(
+            self.command(playbook, **extra),
+            env=self.environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+
+    def deploy(self, app_version: str, **kwargs) -> Playbook:
+        return self.run("deploy.yml", app_version=app_version, **kwargs)
+
+    def health(self) -> tuple[int, dict]:
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/health" % self.app_port, timeout=3) as response:
+                return response.status, json.load(response)
+        except urllib.error.HTTPError as error:
+            return error.code, json.load(error)
+        except OSError as error:
+            return 0, {"error": str(error)}
+
+    def connect(self, **kwargs):
+        return psycopg.connect(
+            host="127.0.0.1",
+            port=self.postgres_port,
+            user="orchestrator",
+            password=self.password,
+            dbname="orchestrator",
+            autocommit=True,
+            **kwargs,
+        )
+
+    def scalar(self, query: str, params=None):
+        with self.connect() as connection:
+            row = connection.execute(query, params).fetchone()
+            return row[0] if row else None
+
+    def revision(self) -> str | None:
+        return self.scalar("SELECT string_agg(version_num, ',') FROM alembic_version")
+
+    def ledger(self) -> list[dict]:
+        with self.connect(row_factory=psycopg.rows.dict_row) as connection:
+            return connection.execute("SELECT * FROM safedeploy.deploys ORDER BY id").fetchall()
+
+    def containers(self) -> dict:
+        """service -> (container id, started at) of the long-running services."""
+        found = {}
+        for line in docker(
+            "ps", "--filter", "label=com.docker.compose.project=%s" % self.project, "--format", "{{.Names}}"
+        ).split():
+            inspect = json.loads(docker("inspect", line))[0]
+            labels = inspect["Config"]["Labels"]
+            if labels.get("com.docker.compose.oneoff") != "True":
+                found[labels["com.docker.compose.service"]] = (inspect["Id"], inspect["State"]["StartedAt"])
+        return found
+
+    def down(self) -> None:
+        leftovers = docker(
+            "ps", "-aq", "--filter", "label=com.docker.compose.project=%s" % self.project, check=False
+        ).split()
+        if leftovers:
+            docker("rm", "--force", *leftovers, check=False)
+        docker("volume", "rm", "%s_pgdata" % self.project, check=False)
+        docker("network", "rm", "%s_default" % self.project, check=False)
+
+
+@pytest.fixture(scope="module")
+def deploy_target(tmp_path_factory, release_images):
+    if not docker_works():
+        pytest.skip("docker with Compose v2 does not answer; run `make docker-host` first")
+    target = DeployTarget(tmp_path_factory.mktemp("deploy"))
+    try:
+        yield target
+    finally:
+        target.down()

@@ -1,0 +1,146 @@
+# Copyright (c) safedeploy.migrations contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""playbooks/deploy.yml on this machine's docker engine: one environment taken through a release history.
+
+The tests run in file order on one compose project (module-scoped), like a team shipping release after release:
+first deploy, no-op re-run, check mode, an online update, a destructive update, a failing migration, an app
+that never gets healthy.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+pytest_plugins = ("compose_stack", "deploy_stack")
+
+
+def changed(playbook) -> int:
+    return sum(host["changed"] for host in playbook.report["stats"].values())
+
+
+def last_ledger_entry(target) -> dict:
+    return target.ledger()[-1]
+
+
+@pytest.fixture(scope="module")
+def target(deploy_target, release_images):
+    for version in ("1.1.0", "1.2.0", "1.3.0", "1.4.0-broken", "1.4.0-unhealthy"):
+        release_images(version)
+    return deploy_target
+
+
+def test_check_mode_first_deploy_creates_nothing(target):
+    playbook = target.deploy("1.1.0", check=True)
+    assert playbook.rc == 0, playbook.stdout[-3000:]
+    assert "for the first time" in playbook.task("Report a first deploy in check mode")["msg"]
+    assert not target.stack_dir.exists()
+    assert target.containers() == {}
+
+
+def test_first_deploy_from_nothing(target):
+    playbook = target.deploy("1.1.0")
+    assert playbook.rc == 0, playbook.stdout[-3000:]
+    status, health = target.health()
+    assert (status, health["app_version"], health["revision"]) == (200, "1.1.0", "0002_job_priority")
+    entry = last_ledger_entry(target)
+    assert (entry["outcome"], entry["app_version_from"], entry["app_version_to"]) == ("succeeded", None, "1.1.0")
+    assert (entry["revision_from"], entry["revision_reached"]) == (None, "0002_job_priority")
+    assert entry["backup_path"] and entry["backup_sha256"]
+    assert (target.stack_dir / ".env").stat().st_mode & 0o777 == 0o600
+    assert target.password not in (target.stack_dir / "compose.yml").read_text()
+    assert target.password not in playbook.stdout + playbook.stderr
+
+
+def test_rerun_of_the_same_release_changes_nothing(target):
+    before = target.containers()
+    ledger_rows = len(target.ledger())
+    backups = sorted((target.stack_dir / "backups").iterdir())
+    playbook = target.deploy("1.1.0")
+    assert playbook.rc == 0, playbook.stdout[-3000:]
+    assert changed(playbook) == 0
+    assert "nothing to do" in playbook.task("Report nothing to do")["msg"]
+    assert target.containers() == before
+    assert len(target.ledger()) == ledger_rows
+    assert sorted((target.stack_dir / "backups").iterdir()) == backups
+
+
+def test_check_mode_update_shows_the_plan_and_changes_nothing(target):
+    before = target.containers()
+    compose_file = (target.stack_dir / "compose.yml").read_text()
+    playbook = target.deploy("1.2.0", check=True, diff=True)
+    assert playbook.rc == 0, playbook.stdout[-3000:]
+    migrate = playbook.task("Migrate the database with the scripts of 1.2.0")
+    assert migrate["changed"] and "CREATE INDEX CONCURRENTLY" in migrate["diff"]["prepared"]
+    assert "strategy online" in playbook.task("Report the decision")["msg"]
+    assert target.revision() == "0002_job_priority"
+    assert target.containers() == before
+    assert (target.stack_dir / "compose.yml").read_text() == compose_file
+    assert last_ledger_entry(target)["app_version_to"] == "1.1.0"
+
+
+def test_compatible_update_migrates_while_the_old_app_serves(target):
+    answers: list[tuple[float, int, dict]] = []
+    done = threading.Event()
+
+    def poll():
+        while not done.is_set():
+            answers.append((time.monotonic(), *target.health()))
+            time.sleep(0.2)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    try:
+        playbook = target.deploy("1.2.0")
+    finally:
+        done.set()
+        poller.join()
+    assert playbook.rc == 0, playbook.stdout[-3000:]
+    assert last_ledger_entry(target)["strategy"] == "online"
+    # the 1.1.0 app answered on the new schema: it kept serving through the migration until the roll replaced it
+    old_app_on_new_schema = [a for a in answers if a[1] == 200 and a[2]["app_version"] == "1.1.0"
+                             and a[2]["revision"] == "0003_jobs_queue_index"]  # fmt: skip
+    assert old_app_on_new_schema, answers[-5:]
+    assert target.health()[1]["app_version"] == "1.2.0"
+
+
+def test_incompatible_update_falls_back_to_stop_the_world(target):
+    with target.connect() as connection:
+        connection.execute("INSERT INTO customers (name, email) VALUES ('kept', 'kept@example.com')")
+    playbook = target.deploy("1.3.0")
+    assert playbook.rc == 0, playbook.stdout[-3000:]
+    assert "strategy stop_the_world (asked: auto)" in playbook.task("Report the decision")["msg"]
+    entry = last_ledger_entry(target)
+    assert (entry["strategy"], entry["rollback_method"], entry["outcome"]) == ("stop_the_world", "restore", "succeeded")
+    status, health = target.health()
+    assert (status, health["app_version"], health["revision"]) == (200, "1.3.0", "0004_drop_customer_legacy_code")
+
+
+def test_failing_migration_is_rescued_and_the_play_fails(target):
+    before = target.ledger()
+    playbook = target.deploy("1.4.0-broken")
+    assert playbook.rc != 0
+    assert target.revision() == "0004_drop_customer_legacy_code"
+    status, health = target.health()
+    assert (status, health["app_version"]) == (200, "1.3.0")
+    entry = last_ledger_entry(target)
+    assert len(target.ledger()) == len(before) + 1
+    assert (entry["app_version_to"], entry["outcome"]) == ("1.4.0-broken", "failed")
+    assert "0101_broken_invoices" in entry["message"] and "restarted 1.3.0" in entry["rescue"]
+
+
+def test_app_that_never_gets_healthy_is_rolled_back(target):
+    playbook = target.deploy("1.4.0-unhealthy")
+    assert playbook.rc != 0
+    failure = playbook.task("End the deploy failed")["msg"]
+    assert "did not become healthy" in failure
+    assert target.revision() == "0004_drop_customer_legacy_code"
+    assert target.scalar("SELECT count(*) FROM information_schema.columns WHERE column_name = 'phone'") == 0
+    status, health = target.health()
+    assert (status, health["app_version"]) == (200, "1.3.0")
+    entry = last_ledger_entry(target)
+    assert entry["outcome"] == "failed"
+    assert "downgraded 0107_customer_phone -> 0004_drop_customer_legacy_code" in entry["rescue"]
+    assert target.scalar("SELECT count(*) FROM customers WHERE email = 'kept@example.com'") == 1
