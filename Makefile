@@ -67,7 +67,7 @@ lint: setup
 	$(BIN)/ansible-lint
 	$(BIN)/antsibull-docs lint-collection-docs --plugin-docs $(COLLECTION_DIR)
 
-e2e: setup docker-host
+e2e: setup docker-host test-packages
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
 
 test: sanity units integration e2e lint

@@ -144,3 +144,43 @@ def test_app_that_never_gets_healthy_is_rolled_back(target):
     assert entry["outcome"] == "failed"
     assert "downgraded 0107_customer_phone -> 0004_drop_customer_legacy_code" in entry["rescue"]
     assert target.scalar("SELECT count(*) FROM customers WHERE email = 'kept@example.com'") == 1
+
+
+def test_rollback_by_downgrade_is_refused_when_the_plan_said_restore(target):
+    rows = len(target.ledger())
+    playbook = target.run("rollback.yml")
+    assert playbook.rc != 0
+    assert (
+        "rollback_method=downgrade refused" in playbook.task("Refuse a downgrade that the plan said loses data")["msg"]
+    )
+    assert len(target.ledger()) == rows
+    assert target.health()[1]["app_version"] == "1.3.0"
+
+
+def test_rollback_by_restore_brings_back_the_data_of_the_backup(target):
+    with target.connect() as connection:
+        connection.execute("INSERT INTO customers (name, email) VALUES ('late', 'late@example.com')")
+    rows_before = target.ledger()
+    playbook = target.run("rollback.yml", rollback_method="restore")
+    assert playbook.rc == 0, playbook.stdout[-3000:]
+    status, health = target.health()
+    assert (status, health["app_version"], health["revision"]) == (200, "1.2.0", "0003_jobs_queue_index")
+    # written before the 1.3.0 deploy's backup: there; written after it: gone with the restore
+    assert target.scalar("SELECT count(*) FROM customers WHERE email = 'kept@example.com'") == 1
+    assert target.scalar("SELECT count(*) FROM customers WHERE email = 'late@example.com'") == 0
+    assert target.scalar("SELECT count(*) FROM information_schema.columns WHERE column_name = 'legacy_code'") == 1
+    ledger = target.ledger()
+    assert [row["id"] for row in ledger[: len(rows_before)]] == [row["id"] for row in rows_before]
+    entry = ledger[-1]
+    assert (entry["kind"], entry["outcome"], entry["app_version_to"]) == ("rollback", "succeeded", "1.2.0")
+    assert entry["backup_path"] == next(row for row in rows_before if row["app_version_to"] == "1.3.0")["backup_path"]
+
+
+def test_rollback_by_downgrade_goes_one_deploy_further_back(target):
+    playbook = target.run("rollback.yml")
+    assert playbook.rc == 0, playbook.stdout[-3000:]
+    status, health = target.health()
+    assert (status, health["app_version"], health["revision"]) == (200, "1.1.0", "0002_job_priority")
+    entry = target.ledger()[-1]
+    assert (entry["kind"], entry["rollback_method"], entry["app_version_from"]) == ("rollback", "downgrade", "1.2.0")
+    assert target.scalar("SELECT count(*) FROM customers WHERE email = 'kept@example.com'") == 1
