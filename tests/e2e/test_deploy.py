@@ -184,3 +184,33 @@ def test_rollback_by_downgrade_goes_one_deploy_further_back(target):
     entry = target.ledger()[-1]
     assert (entry["kind"], entry["rollback_method"], entry["app_version_from"]) == ("rollback", "downgrade", "1.2.0")
     assert target.scalar("SELECT count(*) FROM customers WHERE email = 'kept@example.com'") == 1
+
+
+def unchanged_after(target, playbook_run):
+    """Runs a failing deploy and checks that it touched nothing: same containers, ledger, revision and answer."""
+    before = (target.containers(), len(target.ledger()), target.revision(), target.health())
+    playbook = playbook_run()
+    assert playbook.rc != 0
+    assert (target.containers(), len(target.ledger()), target.revision(), target.health()) == before
+    return playbook
+
+
+def test_a_release_with_two_heads_is_refused_before_anything_changes(target, release_images):
+    release_images("1.4.0-branch")
+    playbook = unchanged_after(target, lambda: target.deploy("1.4.0-branch"))
+    assert "heads" in playbook.task("Compute the migration plan")["msg"]
+
+
+def test_a_release_whose_image_does_not_exist_is_refused(target):
+    playbook = unchanged_after(target, lambda: target.deploy("9.9.9"))
+    assert "orchestrator-example:9.9.9" in playbook.stdout
+
+
+def test_a_missing_password_is_named(target):
+    playbook = unchanged_after(target, lambda: target.deploy("1.3.0", env={"STACK_DB_PASSWORD": ""}))
+    assert "stack_db_password must be set" in playbook.stdout
+
+
+def test_a_wrong_password_is_named(target):
+    playbook = unchanged_after(target, lambda: target.deploy("1.3.0", env={"STACK_DB_PASSWORD": "not-the-password"}))
+    assert "password authentication failed" in playbook.stdout
