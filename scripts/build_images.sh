@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build local stand-ins for the official images our compose files name (no registry is reachable here).
-# Usage: scripts/build_images.sh [--force] [--rebuild-rootfs] [IMAGE...]   IMAGE: postgres python (default: all)
+# Usage: scripts/build_images.sh [--force] [--rebuild-rootfs] [IMAGE...]   IMAGE: postgres python nginx (default: all)
 # Idempotent: an up-to-date image is skipped unless --force; debootstrap rootfs tarballs are cached.
 set -euo pipefail
 
@@ -29,7 +29,11 @@ image_python() {
   build_standin python:3.11-slim-bookworm python "python3,python3-venv,python3-pip,ca-certificates"
 }
 
-readonly ALL_IMAGES=(postgres python)
+image_nginx() {
+  build_standin nginx:stable-bookworm nginx "nginx-light,ca-certificates"
+}
+
+readonly ALL_IMAGES=(postgres python nginx)
 
 # Optional per-image rootfs hooks, run on the unpacked rootfs before it is tarred.
 rootfs_tidy_postgres() {

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime
 import json
 
-from ansible_collections.safedeploy.migrations.plugins.module_utils._postgres import sql
+from ansible_collections.safedeploy.migrations.plugins.module_utils._postgres import dict_row, sql
 
 LEDGER_TABLE = "deploys"
 WRITER_APPLICATION_NAME = "safedeploy.deploy_ledger"
@@ -60,6 +60,20 @@ STATE_OPTIONS = {
     "restored": frozenset(("entries",)),
 }
 LEDGER_OPTIONS = frozenset(COLUMN_OPTIONS.values()) | {"deploy_id", "outcome", "entries"}
+
+
+class LedgerSession:
+    """The ledger table on one connection, and the queries run on it (the modules' audit trail)."""
+
+    def __init__(self, module, connection) -> None:
+        self.module = module
+        self.params = module.params
+        self.connection = connection
+        self.cursor = connection.cursor(row_factory=dict_row)
+        self.schema = self.params["state_schema"]
+        self.table = table_identifier(self.schema).as_string(connection)
+        self.table_name = "%s.%s" % (self.schema, LEDGER_TABLE)
+        self.executed_queries: list = []
 
 
 def table_identifier(schema: str):

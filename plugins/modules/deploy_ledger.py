@@ -213,10 +213,10 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._ledger impo
     COLUMN_OPTIONS,
     FINISHED_OUTCOMES,
     KINDS,
-    LEDGER_TABLE,
     OPTION_COLUMNS,
     TABLE_EXISTS_QUERY,
     WRITER_APPLICATION_NAME,
+    LedgerSession,
     column_values,
     ddl_statements,
     entries_to_restore,
@@ -231,32 +231,23 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._ledger impo
     select_by_id_query,
     select_by_ids_query,
     sequence_query,
-    table_identifier,
     upsert_query,
 )
 from ansible_collections.safedeploy.migrations.plugins.module_utils._postgres import (
     connect,
     describe_target,
-    dict_row,
     error_text,
     postgres_common_argument_spec,
     psycopg,
 )
 
 
-class DeployLedger:
+class DeployLedger(LedgerSession):
     """One transaction per run: create the table if missing, write, commit."""
 
     def __init__(self, module: AnsibleModule, connection) -> None:
-        self.module = module
-        self.params = module.params
+        super().__init__(module, connection)
         self.check_mode = module.check_mode
-        self.connection = connection
-        self.cursor = connection.cursor(row_factory=dict_row)
-        self.schema = self.params["state_schema"]
-        self.table = table_identifier(self.schema).as_string(connection)
-        self.table_name = "%s.%s" % (self.schema, LEDGER_TABLE)
-        self.executed_queries: list = []
 
     def where(self) -> str:
         return "the deploy ledger %s of %s" % (self.table_name, describe_target(self.params))

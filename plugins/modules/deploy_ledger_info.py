@@ -134,37 +134,25 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.safedeploy.migrations.plugins.module_utils._ledger import (
     KINDS,
-    LEDGER_TABLE,
     OUTCOMES,
     READER_APPLICATION_NAME,
     TABLE_EXISTS_QUERY,
+    LedgerSession,
     filter_clause,
     newest_query,
     row_to_entry,
-    table_identifier,
 )
 from ansible_collections.safedeploy.migrations.plugins.module_utils._postgres import (
     connect,
     describe_target,
-    dict_row,
     error_text,
     postgres_common_argument_spec,
     psycopg,
 )
 
 
-class LedgerReader:
+class LedgerReader(LedgerSession):
     """Read-only queries on one autocommit connection, kept as the audit trail."""
-
-    def __init__(self, module: AnsibleModule, connection) -> None:
-        self.module = module
-        self.params = module.params
-        self.connection = connection
-        self.cursor = connection.cursor(row_factory=dict_row)
-        self.schema = self.params["state_schema"]
-        self.table = table_identifier(self.schema).as_string(connection)
-        self.table_name = "%s.%s" % (self.schema, LEDGER_TABLE)
-        self.executed_queries: list = []
 
     def rows(self, what: str, query, params: dict) -> list:
         self.executed_queries.append(query if isinstance(query, str) else query.as_string(self.connection))
