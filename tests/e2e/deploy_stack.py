@@ -129,9 +129,13 @@ class DeployTarget:
     def deploy(self, app_version: str, **kwargs) -> Playbook:
         return self.run("deploy.yml", app_version=app_version, **kwargs)
 
+    @property
+    def app_url(self) -> str:
+        return "http://127.0.0.1:%d" % self.app_port
+
     def health(self) -> tuple[int, dict]:
         try:
-            with urllib.request.urlopen("http://127.0.0.1:%d/health" % self.app_port, timeout=3) as response:
+            with urllib.request.urlopen(self.app_url + "/health", timeout=3) as response:
                 return response.status, json.load(response)
         except urllib.error.HTTPError as error:
             return error.code, json.load(error)

@@ -72,7 +72,7 @@ def test_status_reports_revisions_ledger_containers_and_health(target):
     assert report["locks"]["summary"]["blocked_sessions"] == 0 and report["locks"]["error"] is None
     assert report["migration_container"] is None and report["problems"] == []
     summary = playbook.task("Show the status")["msg"]
-    assert summary[0].startswith("%s: app 1.2.0, /health 200 ok" % target.project)
+    assert summary[0].startswith("%s: app 1.2.0, %s/health 200 ok" % (target.project, target.app_url))
     assert "no migration container" in " ".join(summary)
     assert target.password not in output(playbook) + report_file.read_text()
 
