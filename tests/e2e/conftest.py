@@ -134,6 +134,17 @@ class Playbook:
         self.stderr = completed.stderr
         self.report = json.loads(completed.stdout[completed.stdout.index("{") :]) if "{" in completed.stdout else {}
 
+    def failures(self) -> str:
+        """The failed tasks and their messages, for assertion messages that say why a run failed."""
+        lines = [
+            "%s: %s" % (task["task"]["name"], result.get("msg"))
+            for play in self.report.get("plays", [])
+            for task in play["tasks"]
+            for result in task["hosts"].values()
+            if result.get("failed") and not result.get("ignore_errors")
+        ]
+        return "\n".join(lines) or self.stdout[-3000:] + self.stderr[-3000:]
+
     def task(self, name: str) -> dict:
         for play in self.report.get("plays", []):
             for task in play["tasks"]:

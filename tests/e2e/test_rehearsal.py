@@ -1,0 +1,56 @@
+# Copyright (c) safedeploy.migrations contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""playbooks/rehearse.yml: a release's pending migration on a restored copy of the newest verified backup."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest_plugins = ("compose_stack", "deploy_stack")
+
+
+@pytest.fixture(scope="module")
+def target(deploy_target, release_images):
+    for version in ("1.2.0", "1.3.0", "1.4.0-broken"):
+        release_images(version)
+    assert deploy_target.deploy("1.2.0").rc == 0
+    with deploy_target.connect() as connection:
+        connection.execute(
+            "INSERT INTO customers (name, email, legacy_code) SELECT 'c' || i, 'c' || i || '@example.com', 'L' || i "
+            "FROM generate_series(1, 500) AS i"
+        )
+    assert deploy_target.run("backup.yml").rc == 0
+    return deploy_target
+
+
+def scratch_databases(target) -> list[str]:
+    with target.connect() as connection:
+        rows = connection.execute("SELECT datname FROM pg_database WHERE datname LIKE '%rehearsal%'").fetchall()
+    return [row[0] for row in rows]
+
+
+def test_check_mode_names_the_backup_and_restores_nothing(target):
+    playbook = target.run("rehearse.yml", check=True, app_version="1.3.0")
+    assert playbook.rc == 0, playbook.failures()
+    assert "would restore" in playbook.task("Report what a rehearsal would do")["msg"]
+    assert scratch_databases(target) == []
+
+
+def test_rehearsal_reports_duration_locks_and_sizes_and_drops_the_copy(target):
+    playbook = target.run("rehearse.yml", app_version="1.3.0")
+    assert playbook.rc == 0, playbook.failures()
+    report = playbook.task("Report the rehearsal")["msg"]
+    assert "0003_jobs_queue_index -> 0004_drop_customer_legacy_code, 1 revision(s) in" in report[0]
+    assert any(line.strip().startswith("customers | AccessExclusiveLock") for line in report[1:]), report
+    assert scratch_databases(target) == []
+    # the application's own database is untouched
+    assert target.revision() == "0003_jobs_queue_index"
+    assert target.scalar("SELECT count(*) FROM customers") == 500
+
+
+def test_a_failing_rehearsal_fails_and_still_drops_the_copy(target):
+    playbook = target.run("rehearse.yml", app_version="1.4.0-broken")
+    assert playbook.rc != 0
+    assert "0101_broken_invoices" in playbook.task("Migrate the copy with the deploy's settings")["msg"]
+    assert scratch_databases(target) == []
+    assert target.revision() == "0003_jobs_queue_index"
