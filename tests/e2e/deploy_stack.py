@@ -4,7 +4,9 @@
 
 A test module loads them with `pytest_plugins = ("compose_stack", "deploy_stack")`. A DeployTarget is an inventory
 of its own (this machine, local connection) whose stack has a project name, directory and ports of its own, so
-several can live side by side; the database password reaches the playbooks through the environment only.
+several can live side by side; the database password reaches the playbooks through the environment only. A
+RepositoryInventory is the same with a copy of one of the repository's inventories. Each writes its promotion
+evidence to a store directory of its own unless told to share one.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import urllib.error
@@ -36,7 +39,21 @@ stack_app_port: {app_port}
 stack_health_timeout: 40
 stack_db_password: "{{{{ lookup('ansible.builtin.env', '{password_variable}') }}}}"
 deploy_backup_dir: {stack_dir}/backups
+deploy_promotion_store: {promotion_store}
 """
+# What RepositoryInventory adds to a copy of inventories/<name>: the stack on this machine, the evidence store
+THIS_MACHINE = """---
+stack_dir: {stack_dir}
+stack_project: {project}
+stack_app_image: {image}
+stack_postgres_port: {postgres_port}
+stack_app_port: {app_port}
+stack_health_timeout: 40
+deploy_backup_dir: {stack_dir}/backups
+deploy_promotion_store: {promotion_store}
+ansible_python_interpreter: {python}
+"""
+LOCAL_HOSTS = "all:\n  children:\n    app:\n      hosts:\n        localhost:\n          ansible_connection: local\n"
 
 
 def release_image(version: str) -> str:
@@ -77,10 +94,9 @@ class DeployTarget:
         self.app_port = free_port()
         self.password = secrets.token_urlsafe(16)
         self.inventory = root / "inventory"
+        self.promotion_store = root / "promotion"
         (self.inventory / "group_vars").mkdir(parents=True)
-        (self.inventory / "hosts.yml").write_text(
-            "all:\n  children:\n    app:\n      hosts:\n        localhost:\n          ansible_connection: local\n"
-        )
+        (self.inventory / "hosts.yml").write_text(LOCAL_HOSTS)
         (self.inventory / "group_vars" / "all.yml").write_text(
             INVENTORY_VARS.format(
                 environment=environment,
@@ -90,6 +106,7 @@ class DeployTarget:
                 postgres_port=self.postgres_port,
                 app_port=self.app_port,
                 password_variable=PASSWORD_VARIABLE,
+                promotion_store=self.promotion_store,
             )
         )
 
@@ -185,6 +202,36 @@ class DeployTarget:
             docker("rm", "--force", *leftovers, check=False)
         docker("volume", "rm", "%s_pgdata" % self.project, check=False)
         docker("network", "rm", "%s_default" % self.project, check=False)
+
+
+class RepositoryInventory(DeployTarget):
+    """A DeployTarget whose inventory is a copy of inventories/<name> pointed at this machine.
+
+    The copy keeps the repository's group_vars (environment name, password lookup, strategy, promotion gate...) and
+    gets one more file, group_vars/all/this_machine.yml: a directory, free ports, the locally built image instead of
+    the registry's, and the promotion evidence store.
+    """
+
+    def __init__(self, root: Path, name: str, hosts_yml: str = LOCAL_HOSTS, promotion_store: Path | None = None):
+        super().__init__(root, environment=name)
+        shutil.rmtree(self.inventory)
+        shutil.copytree(REPO / "inventories" / name, self.inventory)
+        (self.inventory / "hosts.yml").write_text(hosts_yml)
+        self.use_promotion_store(promotion_store or root / "promotion")
+
+    def use_promotion_store(self, promotion_store: Path) -> None:
+        self.promotion_store = promotion_store
+        (self.inventory / "group_vars" / "all" / "this_machine.yml").write_text(
+            THIS_MACHINE.format(
+                stack_dir=self.stack_dir,
+                project=self.project,
+                image=RELEASE_IMAGE,
+                postgres_port=self.postgres_port,
+                app_port=self.app_port,
+                promotion_store=promotion_store,
+                python=sys.executable,
+            )
+        )
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,8 @@
 """The repository's staging and production inventories, deployed to this machine, and a deploy over SSH.
 
 Each test copies an inventory of the repository, keeps its group_vars (the environment name, the password lookup,
-the strategy...) and adds one file that points the stack at this machine: a directory, free ports and the locally
-built image instead of the registry's.
+the strategy, production's promotion gate...) and adds one file that points the stack at this machine: a directory,
+free ports, the locally built image instead of the registry's, and an evidence store shared by the test's inventories.
 """
 
 from __future__ import annotations
@@ -19,44 +19,9 @@ from pathlib import Path
 
 import pytest
 from compose_stack import free_port
-from conftest import REPO
-from deploy_stack import RELEASE_IMAGE, DeployTarget
+from deploy_stack import LOCAL_HOSTS, RepositoryInventory
 
 pytest_plugins = ("compose_stack", "deploy_stack")
-
-THIS_MACHINE = """---
-stack_dir: {stack_dir}
-stack_project: {project}
-stack_app_image: {image}
-stack_postgres_port: {postgres_port}
-stack_app_port: {app_port}
-stack_health_timeout: 40
-deploy_backup_dir: {stack_dir}/backups
-ansible_python_interpreter: {python}
-"""
-
-
-class RepositoryInventory(DeployTarget):
-    """A DeployTarget whose inventory is a copy of inventories/<name> pointed at this machine."""
-
-    def __init__(self, root: Path, name: str, hosts_yml: str):
-        super().__init__(root, environment=name)
-        shutil.rmtree(self.inventory)
-        shutil.copytree(REPO / "inventories" / name, self.inventory)
-        (self.inventory / "hosts.yml").write_text(hosts_yml)
-        (self.inventory / "group_vars" / "all" / "this_machine.yml").write_text(
-            THIS_MACHINE.format(
-                stack_dir=self.stack_dir,
-                project=self.project,
-                image=RELEASE_IMAGE,
-                postgres_port=self.postgres_port,
-                app_port=self.app_port,
-                python=sys.executable,
-            )
-        )
-
-
-LOCAL_HOSTS = "all:\n  children:\n    app:\n      hosts:\n        localhost:\n          ansible_connection: local\n"
 
 
 @pytest.fixture
@@ -65,7 +30,8 @@ def repository_inventory(tmp_path, release_images):
     made = []
 
     def make(name: str, hosts_yml: str = LOCAL_HOSTS) -> RepositoryInventory:
-        made.append(RepositoryInventory(tmp_path / name, name, hosts_yml))
+        # one evidence store for the test: production's promotion gate reads what staging wrote
+        made.append(RepositoryInventory(tmp_path / name, name, hosts_yml, promotion_store=tmp_path / "promotion"))
         return made[-1]
 
     yield make
@@ -84,6 +50,8 @@ def test_staging_then_production_differ_only_by_inventory(repository_inventory):
         status, health = target.health()
         assert (status, health["app_version"], health["revision"]) == (200, "1.2.0", "0003_jobs_queue_index")
         assert [(row["environment"], row["outcome"]) for row in target.ledger()] == [(environment, "succeeded")]
+    # production's promotion gate let 1.2.0 through on the evidence staging left in the store
+    assert production.ledger()[0]["details"]["promotion"]["status"] == "promoted"
     assert staging.project != production.project and staging.containers().keys() == production.containers().keys()
 
 
