@@ -79,9 +79,10 @@ demo: setup docker-host
 	$(BIN)/ansible-playbook -i inventories/local playbooks/deploy.yml
 	$(BIN)/ansible-playbook -i inventories/local playbooks/status.yml
 
-bench: setup
+bench: setup docker-host
 	$(BIN)/python tests/bench/bench_backup.py
 	$(BIN)/python tests/bench/bench_lock_stall.py
+	$(BIN)/python tests/bench/bench_zero_downtime.py
 
 changelog: setup
 	$(BIN)/antsibull-changelog release

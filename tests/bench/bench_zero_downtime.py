@@ -1,0 +1,120 @@
+# Copyright (c) safedeploy.migrations contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Failed requests and the longest gap under a constant load: the seed's hand-run update against deploy.yml online.
+
+Two compose projects of the example app at 1.1.0, each deployed by playbooks/deploy.yml (so both run the same
+stack, proxy included), then updated to 1.2.0 under the same load from four loopback clients:
+  (a) the hand-run procedure of our users' strategy document: stop app and worker, point compose.yml at the new
+      release, `docker compose up migration` (alembic upgrade head), check its exit code, start app and worker;
+  (b) `ansible-playbook playbooks/deploy.yml -e app_version=1.2.0 -e deploy_strategy=online`.
+Prints requests answered, failed, the longest time without a successful answer and the duration, side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "e2e"))
+
+from compose_stack import BASE_IMAGES, docker, docker_works, image_exists  # noqa: E402
+from deploy_stack import DeployTarget, release_image  # noqa: E402
+from http_load import Load  # noqa: E402
+
+FROM_VERSION, TO_VERSION = "1.1.0", "1.2.0"
+
+
+def prepare_images() -> None:
+    if not all(map(image_exists, BASE_IMAGES)):
+        subprocess.run([str(REPO / "scripts" / "build_images.sh")], check=True)
+    subprocess.run(
+        [str(REPO / "examples" / "orchestrator" / "build_wheelhouse.sh")],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        env=dict(os.environ, PYTHON=sys.executable),
+    )
+    for version in (FROM_VERSION, TO_VERSION):
+        release_image(version)
+
+
+def deployed(root: Path) -> DeployTarget:
+    target = DeployTarget(root, environment="bench")
+    playbook = target.deploy(FROM_VERSION)
+    if playbook.rc != 0:
+        raise SystemExit("the first deploy of %s failed: %s" % (FROM_VERSION, playbook.failures()))
+    return target
+
+
+def hand_run_update(target: DeployTarget) -> None:
+    """The strategy document's update: stop, new code, migration service, exit code, start."""
+    compose = ["compose", "--project-directory", str(target.stack_dir), "-p", target.project]
+    docker(*compose, "stop", "app", "worker")
+    compose_file = target.stack_dir / "compose.yml"
+    compose_file.write_text(compose_file.read_text().replace(":%s" % FROM_VERSION, ":%s" % TO_VERSION))
+    # --exit-code-from: compose's exit code is the one-shot's, which the document says to check
+    up_migration = ["up", "--no-deps", "--exit-code-from", "migration", "migration"]
+    migration = subprocess.run(["docker", *compose, *up_migration], capture_output=True, check=False)
+    if migration.returncode != 0:
+        raise SystemExit("the migration service failed: %s" % migration.stderr.decode()[-2000:])
+    docker(*compose, "up", "-d", "--no-deps", "app", "worker")
+    deadline = time.monotonic() + 60
+    while target.health()[1].get("app_version") != TO_VERSION:
+        if time.monotonic() > deadline:
+            raise SystemExit("the hand-run update never served %s" % TO_VERSION)
+        time.sleep(0.2)
+
+
+def playbook_update(target: DeployTarget) -> None:
+    playbook = target.deploy(TO_VERSION, deploy_strategy="online")
+    if playbook.rc != 0:
+        raise SystemExit("deploy.yml online failed: %s" % playbook.failures())
+
+
+def measure(name: str, target: DeployTarget, update) -> dict:
+    with Load(target.app_port) as load:
+        update(target)
+        time.sleep(1)  # a last second of answers from the new release
+    return {
+        "case": name,
+        "answered": len(load.answers),
+        "failed": len(load.failed),
+        "longest_gap_s": round(load.longest_gap, 2),
+        "seconds": round(load.seconds, 1),
+        "rate": round(load.rate, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", help="also write the figures to this file")
+    args = parser.parse_args()
+    if not docker_works():
+        raise SystemExit("docker with Compose v2 does not answer; run `make docker-host` first")
+    prepare_images()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bench-zero-downtime-") as scratch:
+        targets = [deployed(Path(scratch) / "hand-run"), deployed(Path(scratch) / "online")]
+        try:
+            results.append(measure("(a) hand-run stop/migrate/start", targets[0], hand_run_update))
+            results.append(measure("(b) deploy.yml online", targets[1], playbook_update))
+        finally:
+            for target in targets:
+                target.down()
+    print("%-34s %9s %7s %15s %9s %8s" % ("update 1.1.0 -> 1.2.0 under load", "answered", "failed", "longest gap s",
+                                          "seconds", "req/s"))  # fmt: skip
+    for row in results:
+        print("%-34s %9d %7d %15.2f %9.1f %8.1f" % (row["case"], row["answered"], row["failed"], row["longest_gap_s"],
+                                                    row["seconds"], row["rate"]))  # fmt: skip
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
