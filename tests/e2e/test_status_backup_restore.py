@@ -63,7 +63,7 @@ def test_status_reports_revisions_ledger_containers_and_health(target):
     assert report["ledger"]["last_succeeded"]["id"] == deploy["id"]
     containers = report["containers"]
     assert {service: containers[service]["state"] for service in containers} == dict.fromkeys(
-        ("app", "postgres", "worker"), "running"
+        ("app", "postgres", "proxy", "worker"), "running"
     )
     assert (containers["app"]["health"], containers["app"]["image"]) == ("healthy", "orchestrator-example:1.2.0")
     health = report["app"]["health"]
