@@ -99,6 +99,22 @@ def decide(findings: dict, policies: dict, signal_min_age: float) -> list:
     return sorted(decisions.values(), key=lambda decision: decision["pid"])
 
 
+def drop_transactions_begun_since(decisions: list, seconds: float | None) -> list:
+    """The decisions without waits on transactions younger than `seconds`, the time since the previous read.
+
+    Such a session ended the transaction it was waited for, or began after the wait did: a busy worker running one
+    short transaction after the other is never in the way for long, the migration's lock_timeout covers it.
+    """
+    if seconds is None:
+        return decisions
+    return [decision for decision in decisions if not _wait_on_transaction_younger_than(decision, seconds)]
+
+
+def _wait_on_transaction_younger_than(decision: dict, seconds: float) -> bool:
+    age = decision["xact_age_seconds"]
+    return decision["action"] == "wait" and age is not None and age < seconds
+
+
 def describe_session(session: dict) -> str:
     age = session["xact_age_seconds"]
     parts = [

@@ -20,6 +20,8 @@ description:
     younger ones are waited for.
   - V(wait) polls every O(wait_interval) seconds until no session stands in the way, or fails naming the sessions
     still there after O(wait_timeout) seconds.
+  - A session whose transaction began after the previous read is no longer waited for, so a worker that runs one
+    short transaction after the other on O(relations) does not hold the wait up.
   - Findings whose policy is V(warn) are reported as Ansible warnings, in the standard C(warnings) of the result.
   - A session too young to signal is waited for, and signalled once its transaction reaches O(signal_min_age)
     during the wait.
@@ -238,6 +240,7 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._preflight i
     blocked_message,
     decide,
     drop_allowed,
+    drop_transactions_begun_since,
     session_findings,
     signal_query,
     state_verdicts,
@@ -257,14 +260,19 @@ class Preflight:
         self.reader = LockInfoReader(module, connection, APPLICATION_NAME)
         self.actions: list = []
         self.signalled: set = set()
+        self.previous_read: float | None = None
         self.result: dict = {"cleared": False, "findings": {}, "remaining": [], "waited_seconds": 0.0}
 
     def decisions(self) -> list:
+        read_at = time.monotonic()
         lock_info = self.reader.read(self.params["relations"], self.params["min_xact_age"], 0)
         findings = drop_allowed(session_findings(lock_info), self.params["allow_applications"])
         if not self.result["findings"]:
             self.first_read(lock_info, findings)
-        return decide(findings, self.params["policies"], self.params["signal_min_age"])
+        decisions = decide(findings, self.params["policies"], self.params["signal_min_age"])
+        since_previous_read = None if self.previous_read is None else read_at - self.previous_read
+        self.previous_read = read_at
+        return drop_transactions_begun_since(decisions, since_previous_read)
 
     def first_read(self, lock_info: dict, findings: dict) -> None:
         pooler = self.reader.pooler()

@@ -13,6 +13,7 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._preflight i
     decide,
     describe_session,
     drop_allowed,
+    drop_transactions_begun_since,
     relations_by_pid,
     session_findings,
     signal_query,
@@ -143,6 +144,25 @@ def test_decide_orders_by_pid_and_keeps_sessions_apart():
     }
     decisions = decide(findings, policies(dumps_running="terminate"), 60)
     assert [(d["pid"], d["action"]) for d in decisions] == [(3, "terminate"), (9, "wait")]
+
+
+@pytest.mark.parametrize(
+    "action, age, since_previous_read, kept",
+    [
+        # the first read has nothing to compare with: every session counts
+        ("wait", 0.2, None, True),
+        # a worker's next short transaction: the one waited for is over
+        ("wait", 0.2, 2.0, False),
+        # the same transaction, open across both reads
+        ("wait", 2.1, 2.0, True),
+        ("wait", None, 2.0, True),
+        # only waits are dropped: a fail stays a fail
+        ("fail", 0.2, 2.0, True),
+    ],
+)
+def test_drop_transactions_begun_since(action, age, since_previous_read, kept):
+    decision = dict(session(1, age=age), relation="jobs", findings=["lock_holders"], action=action)
+    assert drop_transactions_begun_since([decision], since_previous_read) == ([decision] if kept else [])
 
 
 @pytest.mark.parametrize(
