@@ -9,6 +9,8 @@ connection, and the `migration` one-shot that runs the image's alembic.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import secrets
@@ -16,6 +18,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -73,11 +76,24 @@ def image_label(image: str, label: str) -> str | None:
     return output.strip() or None
 
 
+@contextlib.contextmanager
+def images_lock():
+    """Held while images are built: pytest-xdist workers must not build the same image or wheelhouse at once."""
+    with open(os.path.join(tempfile.gettempdir(), "safedeploy-e2e-images.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 @pytest.fixture(scope="session")
 def orchestrator_image() -> str:
     """The example app's image, built once and again only when the app's files change."""
     if not docker_works():
         pytest.skip("docker with Compose v2 does not answer; run `make docker-host` first")
+    with images_lock():
+        return build_orchestrator_image()
+
+
+def build_orchestrator_image() -> str:
     wanted = app_sha256()
     if image_label(IMAGE, IMAGE_HASH_LABEL) == wanted:
         return IMAGE

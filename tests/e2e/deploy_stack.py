@@ -24,7 +24,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from compose_stack import IMAGE_HASH_LABEL, app_sha256, docker, docker_works, free_port, image_label
+from compose_stack import IMAGE_HASH_LABEL, app_sha256, docker, docker_works, free_port, image_label, images_lock
 from conftest import REPO, Playbook, playbook_environment
 
 RELEASE_IMAGE = "orchestrator-example"
@@ -60,20 +60,25 @@ def release_image(version: str) -> str:
     """orchestrator-example:<version>, built again only when the app's files changed since."""
     image = "%s:%s" % (RELEASE_IMAGE, version)
     wanted = "%s-%s" % (app_sha256(), version)
-    if image_label(image, IMAGE_HASH_LABEL) != wanted:
-        docker(
-            "build",
-            "--quiet",
-            "--build-arg",
-            "APP_VERSION=%s" % version,
-            "--label",
-            "%s=%s" % (IMAGE_HASH_LABEL, wanted),
-            "-t",
-            image,
-            str(REPO / "examples" / "orchestrator"),
-            env=dict(os.environ, DOCKER_BUILDKIT="0"),
-        )
+    with images_lock():
+        if image_label(image, IMAGE_HASH_LABEL) != wanted:
+            build_release_image(image, version, wanted)
     return image
+
+
+def build_release_image(image: str, version: str, wanted: str) -> None:
+    docker(
+        "build",
+        "--quiet",
+        "--build-arg",
+        "APP_VERSION=%s" % version,
+        "--label",
+        "%s=%s" % (IMAGE_HASH_LABEL, wanted),
+        "-t",
+        image,
+        str(REPO / "examples" / "orchestrator"),
+        env=dict(os.environ, DOCKER_BUILDKIT="0"),
+    )
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ import subprocess
 import threading
 import time
 
+import pytest
 from conftest import (
     EXAMPLE_APP,
     Playbook,
@@ -21,6 +22,9 @@ from conftest import (
     sleeping_backend,
     wait_for,
 )
+
+# lock waits are measured in milliseconds: `make e2e` runs this module alone
+pytestmark = pytest.mark.exclusive
 
 RELEASES_HEAD = "0004_drop_customer_legacy_code"
 SLOW = "0102_slow_customer_audit"

@@ -13,6 +13,8 @@ import pytest
 from http_load import Load
 
 pytest_plugins = ("compose_stack", "deploy_stack")
+# the load must reach 50 requests/s whatever else runs: `make e2e` runs this module alone
+pytestmark = pytest.mark.exclusive
 
 
 @pytest.fixture(scope="module")
