@@ -48,6 +48,16 @@ def test_rehearsal_reports_duration_locks_and_sizes_and_drops_the_copy(target):
     assert target.scalar("SELECT count(*) FROM customers") == 500
 
 
+def test_the_deploy_shows_the_rehearsal_next_to_its_plan(target):
+    record = target.stack_dir / "rehearsals" / "1.3.0.json"
+    assert record.stat().st_mode & 0o777 == 0o600
+    playbook = target.deploy("1.3.0", check=True, diff=True)
+    assert playbook.rc == 0, playbook.failures()
+    shown = playbook.task("Show the rehearsal next to the plan")["msg"]
+    assert "0003_jobs_queue_index -> 0004_drop_customer_legacy_code in" in shown and "the same plan" in shown, shown
+    assert "customers AccessExclusiveLock" in shown, shown
+
+
 def test_a_failing_rehearsal_fails_and_still_drops_the_copy(target):
     playbook = target.run("rehearse.yml", app_version="1.4.0-broken")
     assert playbook.rc != 0
