@@ -160,7 +160,11 @@ class DeployTarget:
             with urllib.request.urlopen(self.app_url + "/health", timeout=3) as response:
                 return response.status, json.load(response)
         except urllib.error.HTTPError as error:
-            return error.code, json.load(error)
+            body = error.read()
+            try:
+                return error.code, json.loads(body)
+            except ValueError:  # the proxy's own error page while no replica answers
+                return error.code, {"error": body.decode(errors="replace")}
         except OSError as error:
             return 0, {"error": str(error)}
 
