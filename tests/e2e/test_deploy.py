@@ -9,6 +9,7 @@ that never gets healthy.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -23,6 +24,14 @@ def changed(playbook) -> int:
 
 def last_ledger_entry(target) -> dict:
     return target.ledger()[-1]
+
+
+def written_report(target, entry: dict) -> tuple[dict, str]:
+    """The JSON and Markdown reports of a ledger entry, after checking they are readable by their owner only."""
+    base = target.stack_dir / "reports" / ("e2e-%d" % entry["id"])
+    for path in (base.with_suffix(".json"), base.with_suffix(".md")):
+        assert path.stat().st_mode & 0o777 == 0o600, path
+    return json.loads(base.with_suffix(".json").read_text()), base.with_suffix(".md").read_text()
 
 
 @pytest.fixture(scope="module")
@@ -109,13 +118,23 @@ def test_compatible_update_migrates_while_the_old_app_serves(target):
 def test_incompatible_update_falls_back_to_stop_the_world(target):
     with target.connect() as connection:
         connection.execute("INSERT INTO customers (name, email) VALUES ('kept', 'kept@example.com')")
-    playbook = target.deploy("1.3.0")
+    # the JSON callback lists set_stats artifacts only when asked to, as AWX's does always
+    playbook = target.deploy("1.3.0", env={"ANSIBLE_SHOW_CUSTOM_STATS": "true"})
     assert playbook.rc == 0, playbook.stdout[-3000:]
     assert "strategy stop_the_world (asked: auto)" in playbook.task("Report the decision")["msg"]
     entry = last_ledger_entry(target)
     assert (entry["strategy"], entry["rollback_method"], entry["outcome"]) == ("stop_the_world", "restore", "succeeded")
     status, health = target.health()
     assert (status, health["app_version"], health["revision"]) == (200, "1.3.0", "0004_drop_customer_legacy_code")
+    report, markdown = written_report(target, entry)
+    assert report == playbook.report["global_custom_stats"]["safedeploy_report"]
+    assert (report["outcome"], report["app_version_from"], report["app_version_to"]) == ("succeeded", "1.2.0", "1.3.0")
+    assert report["revisions_applied"] == ["0004_drop_customer_legacy_code"] and report["backup"]["sha256"]
+    assert set(report["durations"]) == {"plan", "backup", "migration", "roll", "total"}
+    assert markdown.startswith("# Deploy %d to e2e: succeeded" % entry["id"]), markdown
+    assert "- strategy: stop_the_world" in markdown
+    printed = playbook.task("Print the report")
+    assert "- release: 1.2.0 -> 1.3.0 on localhost" in printed["msg"], printed
 
 
 def test_failing_migration_is_rescued_and_the_play_fails(target):
@@ -129,6 +148,10 @@ def test_failing_migration_is_rescued_and_the_play_fails(target):
     assert len(target.ledger()) == len(before) + 1
     assert (entry["app_version_to"], entry["outcome"]) == ("1.4.0-broken", "failed")
     assert "0101_broken_invoices" in entry["message"] and "restarted 1.3.0" in entry["rescue"]
+    report, markdown = written_report(target, entry)
+    assert (report["outcome"], report["app_version_to"]) == ("failed", "1.4.0-broken")
+    assert "0101_broken_invoices" in report["failure"] and "restarted 1.3.0" in report["rescue"]
+    assert "- rescue: " in markdown and target.password not in markdown + json.dumps(report)
 
 
 def test_app_that_never_gets_healthy_is_rolled_back(target):
