@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Debian packages the tests use beside PostgreSQL and docker: a real PgBouncer for the pooler tests and an sshd
-# that the SSH deploy test starts on loopback with a configuration of its own.
+# Debian packages the tests use beside PostgreSQL and docker: a real PgBouncer for the pooler tests, an sshd that
+# the SSH deploy test starts on loopback with a configuration of its own, and Graphviz for status.yml's picture.
 # Idempotent and quiet when everything is there; never starts the packages' services.
 set -euo pipefail
 
 missing=()
 [[ -x /usr/sbin/pgbouncer ]] || missing+=(pgbouncer)
 [[ -x /usr/sbin/sshd ]] || missing+=(openssh-server)
+[[ -x /usr/bin/dot ]] || missing+=(graphviz)
 ((${#missing[@]} == 0)) && exit 0
 
 [[ $(id -u) -eq 0 ]] || { echo "test_packages: installing ${missing[*]} needs root" >&2; exit 1; }

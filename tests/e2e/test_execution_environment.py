@@ -34,7 +34,7 @@ def test_introspection_lists_the_collection_requirements():
     found = yaml.safe_load(run(str(BIN / "ansible-builder"), "introspect", "--sanitize", str(COLLECTIONS)))
     wanted = requirement_lines(REPO / "meta" / "ee-requirements.txt")
     assert found["python"] == [line + FROM_COLLECTION for line in wanted]
-    assert found["system"] == []
+    assert found["system"] == [line + FROM_COLLECTION for line in requirement_lines(REPO / "meta" / "ee-bindep.txt")]
     # the managed hosts run the same modules, so they need the same packages
     assert wanted == requirement_lines(REPO / "requirements" / "managed-host.txt")
 

@@ -86,6 +86,19 @@ def test_status_rerun_and_check_mode_change_nothing(target):
     assert (target.stack_dir / "status.json").read_text() == report
 
 
+def test_status_draws_the_revisions_and_deploys_once(target, tmp_path):
+    picture = tmp_path / "revisions.svg"
+    playbook = target.run("status.yml", status_graph_path=str(picture))
+    assert playbook.rc == 0, playbook.failures()
+    svg = picture.read_text()
+    assert svg.lstrip().startswith("<?xml") and "<svg" in svg
+    # the current revision and the deploy that reached it, both as text of the picture
+    assert REVISION in svg and "#1 deploy 1.2.0" in svg, svg[:2000]
+    assert 'fill="palegreen"' in svg
+    rerun = target.run("status.yml", status_graph_path=str(picture))
+    assert rerun.rc == 0 and changed(rerun) == 0, rerun.stdout[-3000:]
+
+
 def test_status_shows_the_log_of_a_migration_container(target):
     compose = ["compose", "--project-directory", str(target.stack_dir), "-p", target.project]
     docker(*compose, "-f", str(target.stack_dir / "compose.yml"), "up", "migration")
