@@ -87,6 +87,21 @@ class Reader(threading.Thread):
 CONTENTION = {"lock_timeout": "300ms", "max_lock_timeout": "600ms", "retries": 20, "retry_budget": 60}
 
 
+def wait_for_lock_waits(database, blocker_pid: int, count: int) -> None:
+    """Returns once `count` distinct statements have queued behind the blocker: the playbook's start-up time varies."""
+    seen = set()
+
+    def enough() -> bool:
+        with database.connect() as connection:
+            rows = connection.execute(
+                "SELECT pid, query_start FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))", [blocker_pid]
+            ).fetchall()
+        seen.update(rows)
+        return len(seen) >= count
+
+    wait_for(enough, timeout=60, what="%d lock waits behind the blocker" % count)
+
+
 def test_lock_contention_retries_without_stalling_readers(example_venv, database, run_playbook):
     runner = alembic_runner(example_venv, EXAMPLE_APP)
     run_playbook("migrate.yml", runner=runner, db=database.name, migrate_options={"revision": "0003"})
@@ -95,7 +110,8 @@ def test_lock_contention_retries_without_stalling_readers(example_venv, database
     reader = Reader(database, "customers")
     reader.start()
     migration = start_playbook(database, runner=runner, db=database.name, migrate_options=CONTENTION)
-    time.sleep(4)
+    # two attempts time out for sure; the third or a later one gets the lock
+    wait_for_lock_waits(database, blocker_pid, 3)
     blocker.commit()
     blocker.close()
     result = finish_playbook(migration).task("Migrate")
