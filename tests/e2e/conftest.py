@@ -217,6 +217,12 @@ def wait_for(condition, timeout: float = 30.0, what: str = "condition"):
     raise AssertionError("timed out after %.0f s waiting for %s" % (timeout, what))
 
 
+def files_holding(root: Path, secret: str) -> list[str]:
+    """The files under root whose bytes contain secret, relative to root."""
+    found = [path for path in root.rglob("*") if path.is_file() and secret.encode() in path.read_bytes()]
+    return sorted(str(path.relative_to(root)) for path in found)
+
+
 def hold_access_share(database: Database, table: str):
     """A session in an open transaction that has read the table: an ALTER must wait for it."""
     blocker = database.connect(autocommit=False, application_name="e2e-long-report")

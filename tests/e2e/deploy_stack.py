@@ -20,6 +20,7 @@ import sys
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -90,14 +91,14 @@ def release_images(orchestrator_image):
 class DeployTarget:
     """One environment of the example app on this machine, deployed by the real playbooks."""
 
-    def __init__(self, root: Path, environment: str = "e2e"):
+    def __init__(self, root: Path, environment: str = "e2e", password: str | None = None):
         self.project = "sdm-%s-%s" % (environment, uuid.uuid4().hex[:6])
         self.environment_name = environment
         self.root = root
         self.stack_dir = root / "stack"
         self.postgres_port = free_port()
         self.app_port = free_port()
-        self.password = secrets.token_urlsafe(16)
+        self.password = password or secrets.token_urlsafe(16)
         self.inventory = root / "inventory"
         self.promotion_store = root / "promotion"
         (self.inventory / "group_vars").mkdir(parents=True)
@@ -243,12 +244,17 @@ class RepositoryInventory(DeployTarget):
         )
 
 
-@pytest.fixture(scope="module")
-def deploy_target(tmp_path_factory, release_images):
+def deploy_target_lifetime(root: Path, **kwargs) -> Iterator[DeployTarget]:
+    """A fixture's DeployTarget (kwargs: environment, password), its compose project removed afterwards."""
     if not docker_works():
         pytest.skip("docker with Compose v2 does not answer; run `make docker-host` first")
-    target = DeployTarget(tmp_path_factory.mktemp("deploy"))
+    target = DeployTarget(root, **kwargs)
     try:
         yield target
     finally:
         target.down()
+
+
+@pytest.fixture(scope="module")
+def deploy_target(tmp_path_factory, release_images):
+    yield from deploy_target_lifetime(tmp_path_factory.mktemp("deploy"))

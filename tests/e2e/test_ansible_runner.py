@@ -20,7 +20,7 @@ from pathlib import Path
 
 import ansible_runner
 import pytest
-from conftest import BUILD, REPO
+from conftest import BUILD, REPO, files_holding
 from deploy_stack import PASSWORD_VARIABLE, DeployTarget
 
 pytest_plugins = ("compose_stack", "deploy_stack")
@@ -120,11 +120,6 @@ def awx_variables(ident: str) -> dict:
 
 def snapshot(target: DeployTarget) -> tuple:
     return target.revision(), target.health(), target.ledger(), target.containers()
-
-
-def files_holding(root: Path, secret: str) -> list[str]:
-    found = [path for path in root.rglob("*") if path.is_file() and secret.encode() in path.read_bytes()]
-    return sorted(str(path.relative_to(root)) for path in found)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,299 @@
+# Copyright (c) safedeploy.migrations contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The secrets audit: a release history at -vvv with a distinctive database password that must show nowhere else.
+
+One compose project (module-scoped) whose password is a random token followed by a space, double quotes and `$HOME`,
+which the .env file must keep literal (a password with a single quote is refused): a first deploy of 1.2.0, an
+on-demand backup, a rehearsal of 1.3.0, a check-mode deploy of 1.3.0 with --diff, the deploy of 1.3.0 (backup and
+migration), a deploy of 1.4.0-broken (its migration fails, the rescue restarts 1.3.0), status.yml writing its JSON
+to a directory of its own, and a rollback by restore. While each playbook runs, a thread reads every process's argv
+from /proc (containers' processes too: docker runs them on this kernel) and records the ones holding the token, and
+the pg_dump, pg_restore, psql and alembic processes of this stack it saw, which proves the sampling catches them.
+The tests run in file order; the last ones read the ledger, Ansible's temporary and async directories, and every
+file of the target (stack directory, backups, reports, rehearsals, the status JSON, inventory, promotion store).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+
+# the fixtures' modules are plugins of this one; rewrite their asserts before the imports below load them
+pytest.register_assert_rewrite("compose_stack", "deploy_stack")
+pytest_plugins = ("compose_stack", "deploy_stack")
+
+from conftest import files_holding
+from deploy_stack import deploy_target_lifetime
+
+# any occurrence of the token, however quoted or encoded around it, is the password leaking
+SECRET_TOKEN = "s3cr3t-%s" % uuid.uuid4().hex
+PASSWORD = '%s "quoted" $HOME' % SECRET_TOKEN
+RELEASE, NEXT_RELEASE, BROKEN_RELEASE = "1.2.0", "1.3.0", "1.4.0-broken"
+VERBOSE = {"ANSIBLE_VERBOSITY": "3"}  # -vvv
+TOOLS = ("pg_dump", "pg_restore", "psql", "alembic")
+CONTAINER_ID = re.compile(r"/docker[/-]([0-9a-f]{64})")
+# where a secret may be: the stack's .env file, which docker compose reads
+HOLDERS = ["stack/.env"]
+
+
+class ArgvSampler:
+    """Every process's argv, read from /proc every interval while a playbook runs.
+
+    `leaks` are the argv holding the secret (masked); `seen` the (tool, where) of this stack's client tools:
+    "container" for a process inside one of the project's containers (by its cgroup), "docker CLI" for a host
+    docker or docker-compose process naming the project and the tool.
+    """
+
+    def __init__(self, secret: str, project: str, interval: float = 0.02):
+        self.secret = secret
+        self.project = project
+        self.interval = interval
+        self.leaks: set[str] = set()
+        self.seen: set[tuple[str, str]] = set()
+        self.rounds = 0
+        self.container_projects: dict[str, str] = {}
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+
+    def __enter__(self) -> ArgvSampler:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stopped.set()
+        self.thread.join()
+
+    def loop(self) -> None:
+        while not self.stopped.is_set():
+            for pid in os.listdir("/proc"):
+                if pid.isdigit():
+                    self.sample(pid)
+            self.rounds += 1
+            self.stopped.wait(self.interval)
+
+    def sample(self, pid: str) -> None:
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as handle:
+                argv = handle.read().decode(errors="replace").split("\0")
+        except OSError:  # the process ended in between
+            return
+        command_line = " ".join(argv)
+        if self.secret in command_line:
+            self.leaks.add(command_line.replace(self.secret, "<secret>"))
+        tool = tool_of(argv)
+        if tool:
+            where = self.where(pid, argv)
+            if where:
+                self.seen.add((tool, where))
+
+    def where(self, pid: str, argv: list[str]) -> str | None:
+        if os.path.basename(argv[0]) in ("docker", "docker-compose"):
+            return "docker CLI" if any(self.project in arg for arg in argv) else None
+        try:
+            with open("/proc/%s/cgroup" % pid) as handle:
+                found = CONTAINER_ID.search(handle.read())
+        except OSError:
+            return None
+        if found and self.project_of(found.group(1)) == self.project:
+            return "container"
+        return None
+
+    def project_of(self, container_id: str) -> str:
+        # the label only: an inspect of the whole container would hand this process the stack's environment
+        if container_id not in self.container_projects:
+            self.container_projects[container_id] = subprocess.run(
+                ["docker", "inspect", "-f", '{{index .Config.Labels "com.docker.compose.project"}}', container_id],
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout.strip()
+        return self.container_projects[container_id]
+
+
+def tool_of(argv: list[str]) -> str | None:
+    """The client tool a process is (pg_dump ...; alembic as `python .../alembic`) or starts through docker."""
+    names = [os.path.basename(arg) for arg in argv]
+    if names[0] in TOOLS:
+        return names[0]
+    if names[0].startswith("python") and len(names) > 1 and names[1] == "alembic":
+        return "alembic"
+    if names[0] in ("docker", "docker-compose"):
+        return next((name for name in names if name in TOOLS), None)
+    return None
+
+
+class Audit:
+    """The module's playbook runs at -vvv under an ArgvSampler, by step name."""
+
+    def __init__(self, target):
+        self.target = target
+        self.samplers: dict[str, ArgvSampler] = {}
+
+    def run(self, step: str, playbook: str, env: dict | None = None, secret: str = SECRET_TOKEN, **kwargs):
+        with ArgvSampler(secret, self.target.project) as sampler:
+            result = self.target.run(playbook, env=dict(VERBOSE, **(env or {})), **kwargs)
+        self.samplers[step] = sampler
+        output = result.stdout + result.stderr
+        # -vvv took effect (a message of verbosity 3), and the sampler read /proc for the whole run
+        assert "inventory source with" in output, output[-3000:]
+        assert sampler.rounds > 10, sampler.rounds
+        assert secret not in output, "%s: the password in the -vvv output" % step
+        assert sampler.leaks == set(), "%s: the password in argv: %s" % (step, sorted(sampler.leaks))
+        return result
+
+    def seen(self, step: str) -> set[tuple[str, str]]:
+        return self.samplers[step].seen
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory, release_images):
+    for version in (RELEASE, NEXT_RELEASE, BROKEN_RELEASE):
+        release_images(version)
+    yield from deploy_target_lifetime(tmp_path_factory.mktemp("secrets"), environment="audit", password=PASSWORD)
+
+
+@pytest.fixture(scope="module")
+def audit(target) -> Audit:
+    return Audit(target)
+
+
+@pytest.fixture(scope="module")
+def status_json(target) -> Path:
+    directory = target.root / "status"
+    directory.mkdir(exist_ok=True)
+    return directory / "status.json"
+
+
+def test_the_sampler_catches_a_secret_in_argv(target):
+    with ArgvSampler(SECRET_TOKEN, target.project) as sampler:
+        subprocess.run([sys.executable, "-c", "import time; time.sleep(0.3)", "--password=" + SECRET_TOKEN], check=True)
+    assert any("--password=<secret>" in leak for leak in sampler.leaks), sampler.leaks
+
+
+def test_first_deploy_keeps_the_password_to_the_env_file(target, audit):
+    playbook = audit.run("first deploy", "deploy.yml", app_version=RELEASE)
+    assert playbook.rc == 0, playbook.failures()
+    assert "ESTABLISH LOCAL CONNECTION" in playbook.stdout  # what -vvv adds around each module run
+    # the space, the quotes and $HOME reached postgres literally: the app connects with the same password as we do
+    status, health = target.health()
+    assert (status, health["app_version"]) == (200, RELEASE)
+    assert ("alembic", "container") in audit.seen("first deploy"), audit.seen("first deploy")
+
+
+def test_a_password_with_a_single_quote_is_refused_without_showing_it(target, audit):
+    before = (target.containers(), len(target.ledger()))
+    quoted_token = "s3cr3t-%s" % uuid.uuid4().hex
+    # the .env file holds the password in single quotes (no $ interpolation by compose); a ' cannot be in it
+    playbook = audit.run(
+        "single quote", "deploy.yml", secret=quoted_token, env={"STACK_DB_PASSWORD": quoted_token + "'s"},
+        app_version=RELEASE,
+    )  # fmt: skip
+    assert playbook.rc != 0
+    assert "hold no quote or newline" in playbook.stdout
+    assert (target.containers(), len(target.ledger())) == before
+
+
+def test_on_demand_backup(target, audit):
+    playbook = audit.run("backup", "backup.yml")
+    assert playbook.rc == 0, playbook.failures()
+    assert ("pg_dump", "docker CLI") in audit.seen("backup"), audit.seen("backup")
+
+
+def test_rehearsal_of_the_next_release(target, audit):
+    playbook = audit.run("rehearsal", "rehearse.yml", app_version=NEXT_RELEASE)
+    assert playbook.rc == 0, playbook.failures()
+    assert ("alembic", "container") in audit.seen("rehearsal"), audit.seen("rehearsal")
+
+
+def test_check_mode_deploy_with_diff(target, audit):
+    playbook = audit.run("check deploy", "deploy.yml", check=True, diff=True, app_version=NEXT_RELEASE)
+    assert playbook.rc == 0, playbook.failures()
+    migrate = playbook.task("Migrate the database with the scripts of %s" % NEXT_RELEASE)
+    assert "DROP COLUMN legacy_code" in migrate["diff"]["prepared"]
+    assert target.revision() == "0003_jobs_queue_index"
+
+
+def test_update_backs_up_and_migrates(target, audit):
+    playbook = audit.run("update", "deploy.yml", app_version=NEXT_RELEASE)
+    assert playbook.rc == 0, playbook.failures()
+    assert target.revision() == "0004_drop_customer_legacy_code"
+    seen = audit.seen("update")
+    assert {("pg_dump", "docker CLI"), ("alembic", "container")} <= seen, seen
+
+
+def test_a_failing_migration_and_its_rescue(target, audit):
+    playbook = audit.run("failing deploy", "deploy.yml", app_version=BROKEN_RELEASE)
+    assert playbook.rc != 0
+    assert target.revision() == "0004_drop_customer_legacy_code"
+    assert "0101_broken_invoices" in target.ledger()[-1]["message"]
+
+
+def test_status_with_its_json_report(target, audit, status_json):
+    playbook = audit.run("status", "status.yml", status_report_path=str(status_json))
+    assert playbook.rc == 0, playbook.failures()
+    assert json.loads(status_json.read_text())["revisions"]["current"] == ["0004_drop_customer_legacy_code"]
+
+
+def test_rollback_by_restore(target, audit):
+    playbook = audit.run("rollback", "rollback.yml", rollback_method="restore")
+    assert playbook.rc == 0, playbook.failures()
+    assert target.health()[1]["app_version"] == RELEASE
+    assert ("pg_restore", "docker CLI") in audit.seen("rollback"), audit.seen("rollback")
+
+
+def test_the_sampler_saw_the_tools_run_inside_the_containers(audit):
+    print("\nclient tools seen while the playbooks ran:")
+    for step, sampler in audit.samplers.items():
+        print("%s: %s" % (step, ", ".join("%s (%s)" % pair for pair in sorted(sampler.seen))))
+    seen = set().union(*(sampler.seen for sampler in audit.samplers.values()))
+    in_containers = {(tool, "container") for tool in ("pg_dump", "pg_restore", "alembic")}
+    # psql only through its docker exec: a psql of one query may begin and end between two samples
+    assert in_containers | {("psql", "docker CLI")} <= seen, seen
+
+
+def test_the_ledger_holds_no_password(target):
+    rows = target.ledger()
+    outcomes = [(row["kind"], row["app_version_to"], row["outcome"]) for row in rows]
+    assert outcomes == [
+        ("deploy", RELEASE, "succeeded"),
+        ("deploy", NEXT_RELEASE, "succeeded"),
+        ("deploy", BROKEN_RELEASE, "failed"),
+        ("rollback", RELEASE, "succeeded"),
+    ]
+    assert SECRET_TOKEN not in json.dumps(rows, default=str)
+
+
+def test_only_the_env_file_holds_the_password_and_it_is_0600(target, status_json):
+    backups = sorted((target.stack_dir / "backups").iterdir())
+    reports = sorted((target.stack_dir / "reports").iterdir())
+    written = [
+        *[path for path in backups if path.suffix == ".json"],  # the manifests
+        *reports,
+        target.stack_dir / "rehearsals" / ("%s.json" % NEXT_RELEASE),
+        status_json,
+    ]
+    # the manifests of three backups, the JSON and Markdown reports of three deploys, the rehearsal, the status
+    assert len(written) >= 11, written
+    for path in written:
+        assert SECRET_TOKEN not in path.read_text(), path
+    for path in backups + reports + written[-2:]:
+        assert path.stat().st_mode & 0o777 == 0o600, path
+    holding = files_holding(target.root, SECRET_TOKEN)
+    print("files holding the password:", holding)
+    assert holding == HOLDERS
+    for name in holding:
+        assert (target.root / name).stat().st_mode & 0o777 == 0o600, name
+
+
+def test_ansible_left_no_password_in_its_temporary_and_async_directories():
+    for directory in (Path.home() / ".ansible" / "tmp", Path.home() / ".ansible_async"):
+        if directory.exists():
+            assert files_holding(directory, SECRET_TOKEN) == [], directory
