@@ -192,6 +192,14 @@ class DeployTarget:
         with self.connect(row_factory=psycopg.rows.dict_row) as connection:
             return connection.execute("SELECT * FROM safedeploy.deploys ORDER BY id").fetchall()
 
+    def files(self) -> dict:
+        """Every path under root (stack directory, backups, reports, promotion store, inventory) -> (mtime in ns,
+        size) of a file, None for a directory: two listings differ when a run wrote, added or removed anything."""
+        return {
+            str(path.relative_to(self.root)): None if path.is_dir() else (path.stat().st_mtime_ns, path.stat().st_size)
+            for path in self.root.rglob("*")
+        }
+
     def containers(self) -> dict:
         """service -> (container id, started at) of the long-running services."""
         found = {}

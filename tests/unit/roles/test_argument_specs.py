@@ -1,0 +1,94 @@
+# Copyright (c) safedeploy.migrations contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Every role's meta/argument_specs.yml against its defaults and against the way the playbooks enter the role.
+
+Ansible validates a role's variables against the entry point named like the role's tasks file, so each variable a
+role defaults must have an option (with a type that its default satisfies), and an include of an entry point must
+name it without `.yml`, or nothing is validated.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+REPO = Path(__file__).resolve().parents[3]
+ROLES = sorted(path for path in (REPO / "roles").iterdir() if path.is_dir())
+ROLE_INCLUDES = ("ansible.builtin.include_role", "ansible.builtin.import_role", "include_role", "import_role")
+
+
+class PlaybookLoader(yaml.SafeLoader):
+    """A safe loader that reads Ansible's own tags (`!unsafe`, `!vault`) as plain scalars."""
+
+
+def tagged_scalar(loader, tag_suffix, node):
+    del tag_suffix
+    return loader.construct_scalar(node)
+
+
+PlaybookLoader.add_multi_constructor("!", tagged_scalar)
+
+
+def argument_specs(role: Path) -> dict:
+    return yaml.safe_load((role / "meta" / "argument_specs.yml").read_text())["argument_specs"]
+
+
+def defaults(role: Path) -> dict:
+    path = role / "defaults" / "main.yml"
+    return (yaml.safe_load(path.read_text()) or {}) if path.exists() else {}
+
+
+def entry_points(role: Path) -> list:
+    return [pytest.param(role, name, id="%s-%s" % (role.name, name)) for name in argument_specs(role)]
+
+
+def role_includes(node):
+    """Every include_role/import_role argument dict under a parsed YAML document."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ROLE_INCLUDES and isinstance(value, dict):
+                yield value
+            else:
+                yield from role_includes(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from role_includes(item)
+
+
+@pytest.mark.parametrize("role", ROLES, ids=[role.name for role in ROLES])
+def test_every_role_has_an_argument_spec_for_main(role):
+    assert "main" in argument_specs(role)
+
+
+@pytest.mark.parametrize(("role", "entry_point"), [param for role in ROLES for param in entry_points(role)])
+def test_the_options_cover_every_default(role, entry_point):
+    options = argument_specs(role)[entry_point].get("options", {})
+    assert sorted(set(defaults(role)) - set(options)) == []
+
+
+@pytest.mark.parametrize(("role", "entry_point"), [param for role in ROLES for param in entry_points(role)])
+def test_every_plain_default_satisfies_its_option(role, entry_point):
+    options = argument_specs(role)[entry_point].get("options", {})
+    # a templated default is only known when the play runs
+    plain = {name: value for name, value in defaults(role).items() if "{{" not in str(value)}
+    result = ArgumentSpecValidator({name: options[name] for name in plain if name in options}).validate(plain)
+    assert result.error_messages == []
+    documented = {name: options[name]["default"] for name in plain if "default" in options.get(name, {})}
+    assert documented == {name: plain[name] for name in documented}
+
+
+def test_includes_of_an_entry_point_name_it_without_the_extension():
+    """`tasks_from: plan_and_migrate.yml` looks for an entry point called `plan_and_migrate.yml`: none is validated."""
+    entry_points_by_role = {"safedeploy.migrations." + role.name: set(argument_specs(role)) for role in ROLES}
+    unvalidated = []
+    for path in sorted((REPO / "playbooks").rglob("*.yml")) + sorted((REPO / "roles").glob("*/tasks/*.yml")):
+        for include in role_includes(yaml.load(path.read_text(), Loader=PlaybookLoader)):
+            tasks_from = str(include.get("tasks_from", "main"))
+            if tasks_from.rsplit(".", 1)[0] in entry_points_by_role.get(
+                include.get("name"), ()
+            ) and tasks_from.endswith((".yml", ".yaml")):
+                unvalidated.append("%s: %s" % (path.relative_to(REPO), tasks_from))
+    assert unvalidated == []
