@@ -6,7 +6,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 PYTHON_VERSION := 3.11
 # pytest-xdist workers for the e2e modules that run side by side (make e2e E2E_WORKERS=1 runs them one by one)
-E2E_WORKERS ?= 2
+E2E_WORKERS ?= 3
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 COLLECTIONS_ROOT := $(CURDIR)/.build/collections
@@ -69,10 +69,12 @@ lint: setup
 	$(BIN)/ansible-lint
 	$(BIN)/antsibull-docs lint-collection-docs --plugin-docs $(COLLECTION_DIR)
 
-# two pytest-xdist workers, one test module each (the modules share nothing but the images, built under a lock); the
-# modules marked `exclusive` measure timing or load and run afterwards, alone. Exit 5: nothing selected by PYTEST_ARGS.
+# three pytest-xdist workers, one test module each (the modules share nothing but the images, built under a lock;
+# they mostly wait on containers, so three fit two cores); the modules marked `exclusive` measure timing or load and
+# run afterwards, alone. --durations: the slowest tests, to keep the suite short. Exit 5: nothing selected.
 e2e: setup docker-host test-packages
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(E2E_WORKERS) --dist loadfile -m "not exclusive" tests/e2e $(PYTEST_ARGS) \
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(E2E_WORKERS) --dist loadfile -m "not exclusive" --durations=20 tests/e2e \
+	  $(PYTEST_ARGS) \
 	  || [ $$? -eq 5 ]
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m exclusive tests/e2e $(PYTEST_ARGS) || [ $$? -eq 5 ]
 

@@ -87,7 +87,9 @@ class AlembicRunner:
             raise
         if process.returncode != 0:
             # alembic prints its own errors ("FAILED: ...") to stdout, the tracebacks to stderr
-            raise RunnerError(describe_failure(args, stderr + stdout), argv, process.returncode, stdout, stderr)
+            raise RunnerError(
+                describe_failure(args, stderr + stdout, process.returncode), argv, process.returncode, stdout, stderr
+            )
         return stdout
 
     def argv(self, args: list[str]) -> tuple[list[str], str | None]:
@@ -153,9 +155,21 @@ def parent_pid(pid: int) -> int | None:
     return None if fields[0] == "Z" else int(fields[1])
 
 
-def describe_failure(args: list[str], stderr: str) -> str:
+SIGNAL_NAMES = {9: "SIGKILL, as the out-of-memory killer and docker kill send", 15: "SIGTERM"}
+
+
+def describe_exit(rc: int | None) -> str:
+    """What an exit status says beyond failure: a signal, directly or as a container's 128 + n."""
+    if rc is None or 0 <= rc <= 128 or rc > 128 + 64:
+        return ""
+    number = -rc if rc < 0 else rc - 128
+    name = SIGNAL_NAMES.get(number, "signal %d" % number)
+    return " (exit status %d: killed by %s)" % (rc, name)
+
+
+def describe_failure(args: list[str], stderr: str, rc: int | None = None) -> str:
     """One sentence: which alembic command failed, on which revision, with the database's or config's error."""
-    command = "alembic %s" % " ".join(args)
+    command = "alembic %s" % " ".join(args) + describe_exit(rc)
     revision = last_started_revision(stderr)
     cause = last_error_line(stderr)
     if revision:

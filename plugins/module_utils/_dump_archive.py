@@ -39,6 +39,7 @@ def get_dump_cmd(params: dict, conninfo: str, file_path: str | None) -> list[str
         args.append("--jobs=%d" % params["jobs"])
     if params["compress"] is not None:
         args.append("--compress=%d" % params["compress"])
+    args.extend("--exclude-table-data=%s" % pattern for pattern in params.get("exclude_table_data") or [])
     if file_path:
         args.append("--file=%s" % file_path)
     args.append("--dbname=%s" % conninfo)

@@ -62,6 +62,15 @@ options:
     description:
       - Compression level 0-9 passed to C(pg_dump --compress); the pg_dump default when not set.
     type: int
+  exclude_table_data:
+    description:
+      - Tables (C(pg_dump) patterns) whose rows are left out; their definitions are kept, so a restore recreates them
+        empty.
+      - The default leaves out the rows of the deploy lock (M(safedeploy.migrations.deploy_lock)), which are the state
+        of the deploy running now, not data; a restore must not bring back a lock an old deploy held.
+    type: list
+    elements: str
+    default: [safedeploy.deploy_locks]
   container:
     description:
       - Name of a running container that runs the PostgreSQL server; C(pg_dump) and C(pg_restore) then run inside it
@@ -400,6 +409,7 @@ def main() -> None:
         format=dict(type="str", choices=["custom", "directory"], default="custom"),
         jobs=dict(type="int", default=1),
         compress=dict(type="int"),
+        exclude_table_data=dict(type="list", elements="str", default=["safedeploy.deploy_locks"]),
         container=dict(type="str"),
         bin_dir=dict(type="path"),
         labels=dict(type="dict", default={}),

@@ -105,15 +105,18 @@ def loopback_sshd(tmp_path):
         daemon.wait(timeout=10)
 
 
-def test_deploy_over_ssh(repository_inventory, loopback_sshd):
-    port, key = loopback_sshd
-    hosts = (
+def ssh_hosts(port: int, key: Path) -> str:
+    return (
         "all:\n  children:\n    app:\n      hosts:\n        staging-app-1:\n"
         "          ansible_host: 127.0.0.1\n          ansible_port: %d\n          ansible_user: root\n"
         "          ansible_become: false\n          ansible_ssh_private_key_file: %s\n"
         "          ansible_ssh_common_args: -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null\n"
     ) % (port, key)
-    staging = repository_inventory("staging", hosts)
+
+
+def test_deploy_over_ssh(repository_inventory, loopback_sshd):
+    port, key = loopback_sshd
+    staging = repository_inventory("staging", ssh_hosts(port, key))
     # interpreter discovery over the SSH connection, as a first contact with a new host does it; candidates limited
     # to the system Python because root's shell here puts pyenv shims first, which discovery would pick
     ansible = str(Path(sys.executable).parent / "ansible")

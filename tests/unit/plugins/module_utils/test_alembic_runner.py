@@ -9,6 +9,7 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._alembic_run
     RunnerError,
     applied_in_order,
     compose_run_position,
+    describe_exit,
     describe_failure,
     is_lock_timeout,
     last_started_revision,
@@ -149,3 +150,25 @@ def test_compose_one_shot_gets_a_name_of_ours():
     assert AlembicRunner(["alembic"]).argv(["current"]) == (["alembic", "current"], None)
     named = AlembicRunner(["docker", "compose", "run", "--name", "mine", "migration", "alembic"])
     assert named.argv(["current"])[1] is None
+
+
+@pytest.mark.parametrize(
+    "rc, said",
+    [
+        (1, ""),
+        (None, ""),
+        (137, " (exit status 137: killed by SIGKILL, as the out-of-memory killer and docker kill send)"),
+        (-9, " (exit status -9: killed by SIGKILL, as the out-of-memory killer and docker kill send)"),
+        (143, " (exit status 143: killed by SIGTERM)"),
+        (134, " (exit status 134: killed by signal 6)"),
+        (255, ""),
+    ],
+)
+def test_an_exit_status_names_the_signal_that_killed_alembic(rc, said):
+    assert describe_exit(rc) == said
+
+
+def test_the_failure_of_a_killed_one_shot_says_so():
+    message = describe_failure(["upgrade", "head"], "INFO  [alembic.runtime.migration] Running upgrade a -> b, x", 137)
+    assert message.startswith("alembic upgrade head (exit status 137: killed by SIGKILL")
+    assert "failed in revision b" in message

@@ -57,6 +57,16 @@ def params(**overrides):
             "/b/x",
             ["--format=directory", "--jobs=4", "--compress=5", "--file=/b/x", "--dbname=DSN"],
         ),
+        (
+            {"exclude_table_data": ["safedeploy.deploy_locks", "audit.*"]},
+            None,
+            [
+                "--format=custom",
+                "--exclude-table-data=safedeploy.deploy_locks",
+                "--exclude-table-data=audit.*",
+                "--dbname=DSN",
+            ],
+        ),
     ],
 )
 def test_get_dump_cmd(overrides, file_path, expected):

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Add customer_audit, then sleep: a SLOW revision for kill and timeout tests (`alembic -n slow`).
 
-It creates a table first and then runs `SELECT pg_sleep(ORCHESTRATOR_SLOW_SECONDS)` (default 30) in the same
+It creates a table first and then runs `SELECT pg_sleep(ORCHESTRATOR_SLOW_SECONDS)` (default 12) in the same
 transaction, so a run killed or cancelled (statement_timeout) while it sleeps proves the rollback: no
 customer_audit table, the revision not recorded. Downgrade drops the table.
 
@@ -31,7 +31,7 @@ def upgrade() -> None:
         sa.Column("change", sa.Text(), nullable=False),
         sa.Column("changed_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
     )
-    seconds = float(os.environ.get("ORCHESTRATOR_SLOW_SECONDS", "30"))
+    seconds = float(os.environ.get("ORCHESTRATOR_SLOW_SECONDS", "12"))
     op.execute(sa.text("SELECT pg_sleep(:seconds)").bindparams(seconds=seconds))
     op.create_index("ix_customer_audit_customer_id", "customer_audit", ["customer_id"])
 
