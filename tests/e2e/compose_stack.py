@@ -93,6 +93,11 @@ def orchestrator_image() -> str:
         return build_orchestrator_image()
 
 
+def build_wheelhouse() -> None:
+    """The wheels the image installs; every image build needs them, also a fresh clone's whose app image is cached."""
+    subprocess.run([str(EXAMPLE_APP / "build_wheelhouse.sh")], check=True, env=dict(os.environ, PYTHON=sys.executable))
+
+
 def build_orchestrator_image() -> str:
     wanted = app_sha256()
     if image_label(IMAGE, IMAGE_HASH_LABEL) == wanted:
@@ -100,7 +105,7 @@ def build_orchestrator_image() -> str:
     if not all(map(image_exists, BASE_IMAGES)):
         subprocess.run([str(REPO / "scripts" / "build_images.sh"), "postgres", "python"], check=True)
     # on every build, not only when the wheelhouse is missing: it must follow requirements.txt (cheap when it does)
-    subprocess.run([str(EXAMPLE_APP / "build_wheelhouse.sh")], check=True, env=dict(os.environ, PYTHON=sys.executable))
+    build_wheelhouse()
     superseded = docker("image", "inspect", "-f", "{{.Id}}", IMAGE, check=False).strip()
     # bookworm's engine has no buildx plugin; the classic builder caches the wheel install layer just as well
     docker(

@@ -25,7 +25,16 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from compose_stack import IMAGE_HASH_LABEL, app_sha256, docker, docker_works, free_port, image_label, images_lock
+from compose_stack import (
+    IMAGE_HASH_LABEL,
+    app_sha256,
+    build_wheelhouse,
+    docker,
+    docker_works,
+    free_port,
+    image_label,
+    images_lock,
+)
 from conftest import REPO, Playbook, playbook_environment
 
 RELEASE_IMAGE = "orchestrator-example"
@@ -68,6 +77,8 @@ def release_image(version: str) -> str:
 
 
 def build_release_image(image: str, version: str, wanted: str) -> None:
+    if not any((REPO / "examples" / "orchestrator" / "wheelhouse").glob("*.whl")):
+        build_wheelhouse()
     docker(
         "build",
         "--quiet",
