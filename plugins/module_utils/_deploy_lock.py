@@ -88,7 +88,6 @@ def delete_query(schema: str):
     )
 
 
-TABLE_EXISTS_QUERY = "SELECT to_regclass(%(table)s) IS NOT NULL AS exists"
 WORKING_SESSIONS_QUERY = (
     "SELECT pid, application_name, state, EXTRACT(EPOCH FROM now() - backend_start)::float8 AS connected_seconds "
     "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "

@@ -158,7 +158,6 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.safedeploy.migrations.plugins.module_utils._deploy_lock import (
     APPLICATION_NAME,
-    TABLE_EXISTS_QUERY,
     WORKING_SESSIONS_QUERY,
     ddl_statements,
     delete_query,
@@ -172,6 +171,7 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._deploy_lock
     take_over_query,
     working_patterns,
 )
+from ansible_collections.safedeploy.migrations.plugins.module_utils._ledger import TABLE_EXISTS_QUERY
 from ansible_collections.safedeploy.migrations.plugins.module_utils._postgres import (
     connect,
     describe_target,
@@ -256,8 +256,10 @@ class DeployLock:
     def acquired(self) -> dict:
         if self.module.check_mode:
             return self.read_only()
-        for statement in ddl_statements(self.schema):
-            self.query("creating the table of", statement)
+        # as deploy_ledger: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema exists
+        if not self.table_exists():
+            for statement in ddl_statements(self.schema):
+                self.query("creating the table of", statement)
         self.connection.commit()
         started = time.monotonic()
         waited_for = None
