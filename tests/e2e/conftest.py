@@ -219,8 +219,17 @@ def wait_for(condition, timeout: float = 30.0, what: str = "condition"):
 
 def files_holding(root: Path, secret: str) -> list[str]:
     """The files under root whose bytes contain secret, relative to root."""
-    found = [path for path in root.rglob("*") if path.is_file() and secret.encode() in path.read_bytes()]
-    return sorted(str(path.relative_to(root)) for path in found)
+    found = []
+    # Other workers' ansible runs create and remove their temporary files while this walks.
+    for directory, _subdirs, names in os.walk(root):
+        for name in names:
+            path = Path(directory) / name
+            try:
+                if secret.encode() in path.read_bytes():
+                    found.append(str(path.relative_to(root)))
+            except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+                continue
+    return sorted(found)
 
 
 def hold_access_share(database: Database, table: str):
