@@ -65,6 +65,14 @@ def select_query(schema: str, lock: bool):
     )
 
 
+def list_query(schema: str, environment: str | None):
+    """Every lock row, or the environment's, for readers."""
+    where = sql.SQL(" WHERE environment = %(environment)s" if environment is not None else "")
+    return sql.SQL("SELECT {} FROM {}{} ORDER BY environment").format(
+        sql.SQL(RETURNING), table_identifier(schema), where
+    )
+
+
 def take_over_query(schema: str):
     """Gives a stale lock to this deploy, only if it is still the row that was judged stale."""
     return sql.SQL(

@@ -14,6 +14,8 @@ description:
   - RV(last_succeeded) is the newest succeeded row of the environment, what a rollback returns to and what tells
     that a deploy has nothing to do.
   - A missing table is no error; RV(exists) is false and the lists are empty.
+  - RV(deploy_locks) lists the deploy locks M(safedeploy.migrations.deploy_lock) holds, that is the deploys running
+    now.
 author: safedeploy.migrations maintainers (@safedeploy)
 extends_documentation_fragment:
   - safedeploy.migrations._postgres
@@ -27,7 +29,7 @@ options:
     type: str
     default: safedeploy
   environment:
-    description: Only rows of this environment.
+    description: Only rows and deploy locks of this environment.
     type: str
   kind:
     description: Only rows of these kinds; all when not set or empty.
@@ -122,6 +124,32 @@ last_succeeded:
   type: dict
   returned: always
   contains: *entry
+deploy_locks:
+  description: The deploy locks held now, one per environment with a deploy running; empty when none is.
+  type: list
+  elements: dict
+  returned: always
+  contains:
+    environment: {description: The environment., type: str, returned: always, sample: staging}
+    holder: {description: Who deploys., type: str, returned: always, sample: awx job 12 by alice}
+    app_version: {description: The release being deployed., type: str, returned: always, sample: 1.4.0}
+    deploy_id: {description: "The ledger row of the deploy, once known.", type: int, returned: always, sample: 42}
+    phase: {description: The phase of the last heartbeat., type: str, returned: always, sample: migration}
+    acquired_at:
+      description: When it was taken, ISO 8601 in UTC.
+      type: str
+      returned: always
+      sample: "2024-05-01T10:15:03.120000+00:00"
+    heartbeat_at:
+      description: The last heartbeat, ISO 8601 in UTC.
+      type: str
+      returned: always
+      sample: "2024-05-01T10:16:00.500000+00:00"
+    silent_seconds:
+      description: Seconds since the last heartbeat, on the database server's clock.
+      type: float
+      returned: always
+      sample: 2.5
 executed_queries:
   description: The SQL run, in order, with its parameters as placeholders.
   type: list
@@ -132,6 +160,10 @@ executed_queries:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.safedeploy.migrations.plugins.module_utils._deploy_lock import list_query, lock_entry
+from ansible_collections.safedeploy.migrations.plugins.module_utils._deploy_lock import (
+    table_identifier as lock_table_identifier,
+)
 from ansible_collections.safedeploy.migrations.plugins.module_utils._ledger import (
     KINDS,
     OUTCOMES,
@@ -171,9 +203,18 @@ class LedgerReader(LedgerSession):
         rows = self.rows(what, newest_query(self.schema, where), dict(values, limit=limit))
         return [row_to_entry(row) for row in rows]
 
+    def deploy_locks(self) -> list:
+        table = lock_table_identifier(self.schema).as_string(self.connection)
+        if not self.rows("the lock table", TABLE_EXISTS_QUERY, {"table": table})[0]["exists"]:
+            return []
+        environment = self.params["environment"]
+        rows = self.rows("the deploy locks", list_query(self.schema, environment), {"environment": environment})
+        return [lock_entry(row) for row in rows]
+
     def read(self) -> dict:
         result = dict(exists=False, deploys=[], last=None, last_succeeded=None)
         result["exists"] = self.rows("the table", TABLE_EXISTS_QUERY, {"table": self.table})[0]["exists"]
+        result["deploy_locks"] = self.deploy_locks()
         if result["exists"]:
             result["deploys"] = self.newest("the deploys", self.params["limit"], self.params["outcome"])
             last = result["deploys"][:1]

@@ -104,6 +104,20 @@ def test_killed_during_the_backup_the_next_deploy_takes_over_and_completes(targe
 
 def test_killed_during_the_roll_the_next_deploy_takes_over_and_completes(target):
     killed = kill_in_phase(target, "1.3.0", "roll")
+    # status.yml names the dead deploy's lock, and with a lease of 0 calls it a problem
+    status = target.run("status.yml", status_lock_lease=0)
+    assert status.rc == 0, status.failures()
+    summary = "\n".join(status.task("Show the status")["msg"])
+    assert re.search(r"deploy lock: \S+ held by .*\(app 1\.3\.0, ledger id %s, phase roll\)" % killed["id"], summary)
+    assert "deploy looks dead and the next deploy takes the lock over" in summary, summary
+    # a rollback (to 1.1.0, the backup test before this one having deployed 1.2.0) refuses while the lock is held,
+    # naming the holder; its check mode says so
+    files = target.files()
+    preview = target.run("rollback.yml", check=True)
+    assert "is being deployed by" in preview.task("Report the deploy that holds the lock (check mode)")["msg"]
+    refused = target.run("rollback.yml")
+    assert refused.rc != 0 and "is being deployed by" in refused.failures(), refused.failures()
+    assert "phase roll" in refused.failures() and target.files() == files
     assert_reconciled(target, killed, "roll", "1.3.0")
 
 

@@ -10,18 +10,15 @@ free ports, the locally built image instead of the registry's, and an evidence s
 from __future__ import annotations
 
 import json
-import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from compose_stack import free_port
 from deploy_stack import LOCAL_HOSTS, RepositoryInventory
+from ssh_server import ssh_hosts
 
-pytest_plugins = ("compose_stack", "deploy_stack")
+pytest_plugins = ("compose_stack", "deploy_stack", "ssh_server")
 
 
 @pytest.fixture
@@ -55,68 +52,8 @@ def test_staging_then_production_differ_only_by_inventory(repository_inventory):
     assert staging.project != production.project and staging.containers().keys() == production.containers().keys()
 
 
-def wait_for_port(port: int, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise TimeoutError("sshd did not listen on port %d" % port)
-
-
-@pytest.fixture
-def loopback_sshd(tmp_path):
-    """An sshd of its own on a loopback port, key authentication only, for this test's key."""
-    if not Path("/usr/sbin/sshd").exists():
-        pytest.skip("openssh-server is not installed; run `make test-packages`")
-    directory = tmp_path / "sshd"
-    directory.mkdir(mode=0o700)
-    for name in ("host_key", "client_key"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(directory / name)], check=True)
-    shutil.copy(directory / "client_key.pub", directory / "authorized_keys")
-    port = free_port()
-    config = directory / "sshd_config"
-    config.write_text(
-        "\n".join(
-            [
-                "ListenAddress 127.0.0.1",
-                "Port %d" % port,
-                "HostKey %s" % (directory / "host_key"),
-                "AuthorizedKeysFile %s" % (directory / "authorized_keys"),
-                "PasswordAuthentication no",
-                "KbdInteractiveAuthentication no",
-                "PermitRootLogin prohibit-password",
-                "UsePAM no",
-                "StrictModes no",
-                "PidFile %s" % (directory / "sshd.pid"),
-                "Subsystem sftp internal-sftp",
-                "",
-            ]
-        )
-    )
-    Path("/run/sshd").mkdir(exist_ok=True)
-    daemon = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(config)], stderr=subprocess.PIPE)
-    try:
-        wait_for_port(port)
-        yield port, directory / "client_key"
-    finally:
-        daemon.terminate()
-        daemon.wait(timeout=10)
-
-
-def ssh_hosts(port: int, key: Path) -> str:
-    return (
-        "all:\n  children:\n    app:\n      hosts:\n        staging-app-1:\n"
-        "          ansible_host: 127.0.0.1\n          ansible_port: %d\n          ansible_user: root\n"
-        "          ansible_become: false\n          ansible_ssh_private_key_file: %s\n"
-        "          ansible_ssh_common_args: -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null\n"
-    ) % (port, key)
-
-
 def test_deploy_over_ssh(repository_inventory, loopback_sshd):
-    port, key = loopback_sshd
-    staging = repository_inventory("staging", ssh_hosts(port, key))
+    staging = repository_inventory("staging", ssh_hosts(loopback_sshd))
     # interpreter discovery over the SSH connection, as a first contact with a new host does it; candidates limited
     # to the system Python because root's shell here puts pyenv shims first, which discovery would pick
     ansible = str(Path(sys.executable).parent / "ansible")

@@ -61,6 +61,7 @@ def test_status_reports_revisions_ledger_containers_and_health(target):
     (deploy,) = report["ledger"]["deploys"]
     assert (deploy["kind"], deploy["app_version_to"], deploy["outcome"]) == ("deploy", "1.2.0", "succeeded")
     assert report["ledger"]["last_succeeded"]["id"] == deploy["id"]
+    assert report["ledger"]["deploy_locks"] == []
     containers = report["containers"]
     assert {service: containers[service]["state"] for service in containers} == dict.fromkeys(
         ("app", "postgres", "proxy", "worker"), "running"
@@ -74,6 +75,7 @@ def test_status_reports_revisions_ledger_containers_and_health(target):
     summary = playbook.task("Show the status")["msg"]
     assert summary[0].startswith("%s: app 1.2.0, %s/health 200 ok" % (target.project, target.app_url))
     assert "no migration container" in " ".join(summary)
+    assert "deploy lock: free, no deploy running" in summary
     assert target.password not in output(playbook) + report_file.read_text()
 
 
