@@ -189,6 +189,17 @@ def test_status_and_backup_read_the_external_database(fleet):
     assert len(fleet.backups("app1")) == 3 and fleet.backups("app2") == []
 
 
+def test_a_plan_failing_on_every_host_gives_the_deploy_lock_back(fleet):
+    ledger = fleet.ledger()
+    # each host fails to find the image on its own, before the plan
+    playbook = fleet.deploy("9.9.9")
+    assert playbook.rc != 0 and "9.9.9" in playbook.failures(), playbook.failures()
+    assert fleet.scalar("SELECT count(*) FROM safedeploy.deploy_locks") == 0
+    assert fleet.ledger() == ledger
+    for host in HOSTS:
+        assert fleet.health_of(host)["app_version"] == "1.1.0"
+
+
 def test_a_failed_batch_stops_the_rollout_and_rescues_every_host(fleet):
     playbook = fleet.deploy("1.4.0-unhealthy", deploy_strategy="stop_the_world", stack_health_timeout=10)
     assert playbook.rc != 0
