@@ -71,12 +71,14 @@ lint: setup
 
 # three pytest-xdist workers, one test module each (the modules share nothing but the images, built under a lock;
 # they mostly wait on containers, so three fit two cores); the modules marked `exclusive` measure timing or load and
-# run afterwards, alone. --durations: the slowest tests, to keep the suite short. Exit 5: nothing selected.
+# run afterwards, alone. --durations: the slowest tests, to keep the suite short; every test's time is kept in
+# .build/e2e-*.xml (scripts/e2e_times.py sums them per module). Exit 5: nothing selected.
 e2e: setup docker-host test-packages
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(E2E_WORKERS) --dist loadfile -m "not exclusive" --durations=20 tests/e2e \
-	  $(PYTEST_ARGS) \
+	  --junitxml .build/e2e-shared.xml $(PYTEST_ARGS) \
 	  || [ $$? -eq 5 ]
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m exclusive tests/e2e $(PYTEST_ARGS) || [ $$? -eq 5 ]
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m exclusive tests/e2e --junitxml .build/e2e-exclusive.xml $(PYTEST_ARGS) \
+	  || [ $$? -eq 5 ]
 
 test: sanity units integration e2e lint
 
