@@ -5,9 +5,9 @@
 from __future__ import annotations
 
 import sys
-import xml.etree.ElementTree as ElementTree
 from collections import defaultdict
 from pathlib import Path
+from xml.etree import ElementTree
 
 
 def module_times(paths: list[Path]) -> dict[str, list[float]]:
