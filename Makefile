@@ -93,6 +93,7 @@ bench: setup docker-host
 	$(BIN)/python tests/bench/bench_backup.py
 	$(BIN)/python tests/bench/bench_lock_stall.py
 	$(BIN)/python tests/bench/bench_zero_downtime.py
+	$(BIN)/python tests/bench/bench_deploy_overhead.py
 
 changelog: setup
 	$(BIN)/antsibull-changelog release

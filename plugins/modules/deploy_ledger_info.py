@@ -168,7 +168,6 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._ledger impo
     KINDS,
     OUTCOMES,
     READER_APPLICATION_NAME,
-    TABLE_EXISTS_QUERY,
     LedgerSession,
     filter_clause,
     newest_query,
@@ -180,6 +179,10 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._postgres im
     error_text,
     postgres_common_argument_spec,
     psycopg,
+)
+
+TABLES_EXIST_QUERY = (
+    "SELECT to_regclass(%(table)s) IS NOT NULL AS exists, to_regclass(%(locks)s) IS NOT NULL AS locks_exist"
 )
 
 
@@ -204,17 +207,18 @@ class LedgerReader(LedgerSession):
         return [row_to_entry(row) for row in rows]
 
     def deploy_locks(self) -> list:
-        table = lock_table_identifier(self.schema).as_string(self.connection)
-        if not self.rows("the lock table", TABLE_EXISTS_QUERY, {"table": table})[0]["exists"]:
-            return []
         environment = self.params["environment"]
         rows = self.rows("the deploy locks", list_query(self.schema, environment), {"environment": environment})
         return [lock_entry(row) for row in rows]
 
     def read(self) -> dict:
-        result = dict(exists=False, deploys=[], last=None, last_succeeded=None)
-        result["exists"] = self.rows("the table", TABLE_EXISTS_QUERY, {"table": self.table})[0]["exists"]
-        result["deploy_locks"] = self.deploy_locks()
+        result = dict(exists=False, deploys=[], last=None, last_succeeded=None, deploy_locks=[])
+        # one round trip for both tables; either may be missing
+        tables = {"table": self.table, "locks": lock_table_identifier(self.schema).as_string(self.connection)}
+        found = self.rows("the tables", TABLES_EXIST_QUERY, tables)[0]
+        result["exists"] = found["exists"]
+        if found["locks_exist"]:
+            result["deploy_locks"] = self.deploy_locks()
         if result["exists"]:
             result["deploys"] = self.newest("the deploys", self.params["limit"], self.params["outcome"])
             last = result["deploys"][:1]
