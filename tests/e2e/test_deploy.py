@@ -226,7 +226,7 @@ def test_a_release_with_two_heads_is_refused_before_anything_changes(target, rel
 
 def test_a_release_whose_image_does_not_exist_is_refused(target):
     playbook = unchanged_after(target, lambda: target.deploy("9.9.9"))
-    assert "orchestrator-example:9.9.9" in playbook.stdout
+    assert "orchestrator-example:9.9.9" in playbook.failures(), playbook.failures()
 
 
 def test_a_missing_password_is_named(target):
