@@ -54,6 +54,10 @@ def test_the_build_context_installs_the_collection_and_its_requirements(tmp_path
     containerfile = (context / "Containerfile").read_text()
     galaxy_install = "ansible-galaxy collection install $ANSIBLE_GALAXY_CLI_COLLECTION_OPTS -r requirements.yml"
     assert galaxy_install in containerfile
+    # the galaxy stage installs this collection from git, which the base image lacks (ansible-builder issue #628)
+    install_git = "RUN $PKGMGR install -y git-core && $PKGMGR clean all"
+    galaxy_stage = containerfile.index("FROM base AS galaxy")
+    assert galaxy_stage < containerfile.find(install_git) < containerfile.index(galaxy_install)
     galaxy = yaml.safe_load((context / "_build" / "requirements.yml").read_text())
     assert galaxy == yaml.safe_load((REPO / "collections" / "requirements.yml").read_text())
     names = [collection["name"] for collection in galaxy["collections"]]
@@ -61,7 +65,10 @@ def test_the_build_context_installs_the_collection_and_its_requirements(tmp_path
     # the builder stage introspects the installed collections, then `assemble` builds wheels of what it found
     introspect = "RUN $PYCMD /output/scripts/introspect.py introspect --write-bindep=/tmp/src/bindep.txt"
     assert introspect in containerfile and "RUN /output/scripts/assemble" in containerfile
+    # the final stage installs the system packages of the bindep.txt the introspection wrote
+    assert "RUN /output/scripts/install-from-bindep" in containerfile
     written = tmp_path / "requirements.txt"
+    written_bindep = tmp_path / "bindep.txt"
     run(
         sys.executable,
         str(context / "_build" / "scripts" / "introspect.py"),
@@ -70,6 +77,7 @@ def test_the_build_context_installs_the_collection_and_its_requirements(tmp_path
         "--write-pip",
         str(written),
         "--write-bindep",
-        str(tmp_path / "bindep.txt"),
+        str(written_bindep),
     )
     assert requirement_lines(written) == requirement_lines(REPO / "meta" / "ee-requirements.txt")
+    assert requirement_lines(written_bindep) == requirement_lines(REPO / "meta" / "ee-bindep.txt")
