@@ -130,3 +130,7 @@ def test_the_workflow_runs_staging_then_an_approval_then_production():
     assert "approval_node" in nodes["approve-production"]
     assert nodes["approve-production"]["success_nodes"] == ["production-deploy"]
     assert nodes["production-deploy"]["unified_job_template"] == "production deploy"
+    # each node runs on its job template's own inventory, which neither the workflow nor a launch can change
+    (workflow,) = [args for module, args in awx_tasks() if module == "awx.awx.workflow_job_template"]
+    (job_template,) = [args for module, args in awx_tasks() if module == "awx.awx.job_template"]
+    assert "inventory" not in workflow and not job_template.get("ask_inventory_on_launch", False)
