@@ -16,6 +16,8 @@ description:
   - A missing table is no error; RV(exists) is false and the lists are empty.
   - RV(deploy_locks) lists the deploy locks M(safedeploy.migrations.deploy_lock) holds, that is the deploys running
     now.
+  - With O(version_table), RV(current_revisions) tells the database's alembic revision in the same connection, so
+    that a deploy can see that nothing changed since its last success without starting alembic.
 author: safedeploy.migrations maintainers (@safedeploy)
 extends_documentation_fragment:
   - safedeploy.migrations._postgres
@@ -47,6 +49,13 @@ options:
     description: Most rows returned in RV(deploys). Does not apply to RV(last) and RV(last_succeeded).
     type: int
     default: 20
+  version_table:
+    description:
+      - Alembic's version table to read RV(current_revisions) from; not read when not set.
+    type: str
+  version_table_schema:
+    description: Schema of O(version_table); the search path finds it when not set.
+    type: str
 """
 
 EXAMPLES = r"""
@@ -150,6 +159,12 @@ deploy_locks:
       type: float
       returned: always
       sample: 2.5
+current_revisions:
+  description: The revisions in O(version_table), sorted; empty when alembic never ran on this database.
+  type: list
+  elements: str
+  returned: when O(version_table) is set
+  sample: ["0004"]
 executed_queries:
   description: The SQL run, in order, with its parameters as placeholders.
   type: list
@@ -160,6 +175,7 @@ executed_queries:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.safedeploy.migrations.plugins.module_utils._alembic_state import read_current_revisions
 from ansible_collections.safedeploy.migrations.plugins.module_utils._deploy_lock import list_query, lock_entry
 from ansible_collections.safedeploy.migrations.plugins.module_utils._deploy_lock import (
     table_identifier as lock_table_identifier,
@@ -211,6 +227,18 @@ class LedgerReader(LedgerSession):
         rows = self.rows("the deploy locks", list_query(self.schema, environment), {"environment": environment})
         return [lock_entry(row) for row in rows]
 
+    def current_revisions(self) -> list:
+        table, schema = self.params["version_table"], self.params["version_table_schema"]
+        self.executed_queries.append("SELECT version_num FROM %s.%s" % (schema or "<search_path>", table))
+        try:
+            return read_current_revisions(self.connection, table, schema)
+        except psycopg.Error as exc:
+            target = describe_target(self.params)
+            self.module.fail_json(
+                msg="reading the revision in %s of %s failed: %s" % (table, target, error_text(exc)),
+                executed_queries=self.executed_queries,
+            )
+
     def read(self) -> dict:
         result = dict(exists=False, deploys=[], last=None, last_succeeded=None, deploy_locks=[])
         # one round trip for both tables; either may be missing
@@ -227,6 +255,8 @@ class LedgerReader(LedgerSession):
             last_succeeded = self.newest("the last succeeded deploy", 1, "succeeded")
             result["last"] = last[0] if last else None
             result["last_succeeded"] = last_succeeded[0] if last_succeeded else None
+        if self.params["version_table"]:
+            result["current_revisions"] = self.current_revisions()
         return dict(result, executed_queries=self.executed_queries)
 
 
@@ -246,6 +276,8 @@ def main() -> None:
         outcome=dict(type="str", choices=list(OUTCOMES)),
         deploy_id=dict(type="int"),
         limit=dict(type="int", default=20),
+        version_table=dict(type="str"),
+        version_table_schema=dict(type="str"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     validate(module)

@@ -145,13 +145,26 @@ class Playbook:
         ]
         return "\n".join(lines) or self.stdout[-3000:] + self.stderr[-3000:]
 
+    def results(self, name: str) -> list[dict]:
+        """The first host's result of every task called name, in run order; tasks of a role are "<role> : <task>"."""
+        return [
+            next(iter(task["hosts"].values()))
+            for play in self.report.get("plays", [])
+            for task in play["tasks"]
+            if (task["task"]["name"] == name or task["task"]["name"].endswith(" : " + name)) and task["hosts"]
+        ]
+
     def task(self, name: str) -> dict:
-        for play in self.report.get("plays", []):
-            for task in play["tasks"]:
-                # tasks of a role are named "<role> : <task>"
-                if task["task"]["name"] == name or task["task"]["name"].endswith(" : " + name):
-                    return next(iter(task["hosts"].values()))
-        raise KeyError("task %r not in the playbook output:\n%s\n%s" % (name, self.stdout[-3000:], self.stderr[-3000:]))
+        """The first result of the task that ran; a skipped one only when none ran (two files may share a name)."""
+        found = self.results(name)
+        if not found:
+            raise KeyError(
+                "task %r not in the playbook output:\n%s\n%s" % (name, self.stdout[-3000:], self.stderr[-3000:])
+            )
+        return next((result for result in found if not result.get("skipped")), found[0])
+
+    def ran(self, name: str) -> bool:
+        return any(not result.get("skipped") for result in self.results(name))
 
 
 def playbook_command(playbook: str, extra_vars: dict, check: bool = False, diff: bool = False) -> list[str]:

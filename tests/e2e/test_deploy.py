@@ -70,10 +70,25 @@ def test_rerun_of_the_same_release_changes_nothing(target):
     playbook = target.deploy("1.1.0")
     assert playbook.rc == 0, playbook.stdout[-3000:]
     assert changed(playbook) == 0
-    assert "nothing to do" in playbook.task("Report nothing to do")["msg"]
+    assert "unchanged since deploy" in playbook.task("Report nothing to do")["msg"]
+    # the quick look decided: no plan container, no deploy lock, no render
+    assert not playbook.ran("Compute the migration plan") and not playbook.ran("Deploy lock acquired")
+    assert not playbook.ran("Render the compose file for 1.1.0")
     assert target.containers() == before
     assert len(target.ledger()) == ledger_rows
     assert sorted((target.stack_dir / "backups").iterdir()) == backups
+
+
+def test_a_stack_file_changed_by_hand_takes_the_long_way_and_is_put_back(target):
+    compose_file = target.stack_dir / "compose.yml"
+    rendered = compose_file.read_text()
+    compose_file.write_text(rendered + "# edited by hand\n")
+    playbook = target.deploy("1.1.0")
+    assert playbook.rc == 0, playbook.stdout[-3000:]
+    assert playbook.ran("Compute the migration plan")
+    assert "no migration pending" in playbook.task("Report nothing to do")["msg"]
+    assert compose_file.read_text() == rendered
+    assert len(target.ledger()) == 1
 
 
 def test_check_mode_update_shows_the_plan_and_changes_nothing(target):
@@ -128,6 +143,12 @@ def test_incompatible_update_falls_back_to_stop_the_world(target):
     assert (status, health["app_version"], health["revision"]) == (200, "1.3.0", "0004_drop_customer_legacy_code")
     report, markdown = written_report(target, entry)
     assert report == playbook.report["global_custom_stats"]["safedeploy_report"]
+    # what changed, revisions, strategy, backup, durations, outcome (issue 7), and what a failure would add
+    what_changed = {"environment", "hosts", "app_version_from", "app_version_to", "ledger_id", "deployed_by"}
+    revisions = {"revision_from", "revision_to", "revisions_applied", "plan_hash"}
+    outcome = {"outcome", "failure", "rescue", "finished_at"}
+    assert what_changed | revisions | {"strategy", "backup", "durations"} | outcome <= set(report), sorted(report)
+    assert report["strategy"] == "stop_the_world"
     assert (report["outcome"], report["app_version_from"], report["app_version_to"]) == ("succeeded", "1.2.0", "1.3.0")
     assert report["revisions_applied"] == ["0004_drop_customer_legacy_code"] and report["backup"]["sha256"]
     assert set(report["durations"]) == {"plan", "backup", "migration", "roll", "total"}
