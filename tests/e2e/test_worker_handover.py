@@ -122,18 +122,23 @@ def jobs_of_the_deploy(target) -> list[dict]:
         return connection.execute(JOBS_OF_THE_DEPLOY, (JOB_KIND,)).fetchall()
 
 
+def done_by(jobs: list[dict]) -> dict[str, int]:
+    """The release of the worker that completed each job (its result's "done by worker <version>") -> how many."""
+    counts: dict[str, int] = {}
+    for job in jobs:
+        worker = (job["result"] or "").rpartition("done by worker ")[2] or "nobody"
+        counts[worker] = counts.get(worker, 0) + 1
+    return counts
+
+
 def print_hand_over(jobs: list[dict], old_worker_log: str, deploy_seconds: float, drain_seconds: float) -> None:
     released = [int(job_id) for job_id in RELEASED.findall(old_worker_log)]
     last_words = (old_worker_log.strip().splitlines() or ["(no log)"])[-1]
-    done_by = {}
-    for job in jobs:
-        worker = (job["result"] or "").rpartition("done by worker ")[2] or "nobody"
-        done_by[worker] = done_by.get(worker, 0) + 1
     finished_by = {job["id"]: job["result"] for job in jobs}
     released_jobs = ", ".join("job %d (then %s)" % (job_id, finished_by.get(job_id)) for job_id in released)
     print(
         "\nworker hand-over: %d jobs enqueued during a %.1f s deploy, queue drained %.1f s after it; done by %s"
-        % (len(jobs), deploy_seconds, drain_seconds, done_by)
+        % (len(jobs), deploy_seconds, drain_seconds, done_by(jobs))
     )
     print("released by the old worker at SIGTERM: %s; its last log line: %s" % (released_jobs or "none", last_words))
 
@@ -167,5 +172,8 @@ def test_jobs_enqueued_during_an_online_deploy_are_each_processed_exactly_once(t
     assert set(enqueuer.job_ids) <= {job["id"] for job in jobs}
     assert [job for job in jobs if job["status"] != "done"] == []
     assert [job for job in jobs if job["completions"] != 1] == []
+    # the hand-over happened: the old release's worker and the new one's each completed some of the jobs
+    workers = done_by(jobs)
+    assert {"1.0.0", "1.1.0"} <= set(workers), workers
     with capsys.disabled():
         print_hand_over(jobs, old_worker_log, deploy_seconds, drain_seconds)

@@ -3,8 +3,9 @@
 """Online deploys under a constant load through the proxy: no failed request, the new release served at the end.
 
 A client on loopback sends at least 50 requests per second to /health for the whole deploy and counts every answer
-that is not a 2xx, and every connection error. The same load during a stop_the_world deploy shows the gap, which is
-recorded in the test output (not asserted). The tests run in file order on one compose project.
+that is not a 2xx, and every connection error. The same load during a stop_the_world deploy of the same release
+(1.1.0 -> 1.2.0 again, after a rollback) shows the gap, which is recorded in the test output (not asserted). The
+tests run in file order on one compose project.
 """
 
 from __future__ import annotations
@@ -36,17 +37,26 @@ def test_online_deploy_under_load_fails_no_request(target):
 
 
 def test_stop_the_world_shows_the_gap(target, capsys):
+    # back to 1.1.0 so that stop_the_world deploys the release the online test deployed, from the same start
+    rollback = target.run("rollback.yml")
+    assert rollback.rc == 0, rollback.failures()
+    assert target.health()[1]["app_version"] == "1.1.0"
     with Load(target.app_port) as load:
-        playbook = target.deploy("1.3.0", deploy_strategy="stop_the_world")
+        playbook = target.deploy("1.2.0", deploy_strategy="stop_the_world")
     assert playbook.rc == 0, playbook.failures()
+    assert target.ledger()[-1]["strategy"] == "stop_the_world"
+    assert target.health()[1]["revision"] == "0003_jobs_queue_index"
     with capsys.disabled():
         print(
-            "\nstop_the_world under load: %d ok, %d failed, longest gap without an answer %.1f s"
-            % (len(load.answers), len(load.failed), load.longest_gap)
+            "\nstop_the_world 1.1.0 -> 1.2.0 under load: %d ok, %d failed, longest gap without an answer %.1f s, "
+            "%.1f requests/s" % (len(load.answers), len(load.failed), load.longest_gap, load.rate)
         )
 
 
 def test_new_release_that_never_gets_healthy_leaves_the_old_one_serving(target):
+    # 1.4.0-unhealthy builds on 1.3.0, whose revision drops a column 1.2.0 reads: start from 1.3.0, not online
+    start = target.deploy("1.3.0")
+    assert start.rc == 0, start.failures()
     with Load(target.app_port) as load:
         playbook = target.deploy("1.4.0-unhealthy", deploy_strategy="online")
     assert playbook.rc != 0
