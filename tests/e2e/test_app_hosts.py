@@ -168,6 +168,7 @@ def test_update_backs_up_once_and_rolls_the_hosts_in_batches(fleet):
     playbook = fleet.deploy("1.1.0", deploy_strategy="online")
     assert playbook.rc == 0, playbook.failures()
     assert batches(playbook) == [["app1"], ["app2"]]
+    assert hosts_of(playbook, "Migrate the database with the scripts of 1.1.0") == ["app1"]
     assert hosts_of(playbook, "Back up before the migration") == ["app1"]
     assert len(fleet.backups("app1")) == 2 and fleet.backups("app2") == []
     for host in HOSTS:
