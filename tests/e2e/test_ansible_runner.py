@@ -162,6 +162,18 @@ def test_the_deploy_jobs_artifacts_carry_the_promotion_evidence(deploy_job, targ
     assert evidence["deployed_by"] == entry["deployed_by"] == "awx job 1 by %s" % AWX_USER
 
 
+def test_the_deploy_job_shows_the_migration_polled_while_it_runs(deploy_job):
+    events = deploy_job.events()
+    migrate = "Migrate the database with the scripts of %s" % RELEASE
+    (done,) = [e for e in events if e["event"] == "runner_on_async_ok" and e["event_data"]["task"] == migrate]
+    # a poll event names the task async_status; the async job id ties it to the migration
+    job_id = done["event_data"]["jid"]
+    polls = [e for e in events if e["event"] == "runner_on_async_poll" and e["event_data"]["jid"] == job_id]
+    assert polls, deploy_job.failure()
+    assert not any(poll["event_data"]["res"]["finished"] for poll in polls)
+    assert max(poll["counter"] for poll in polls) < done["counter"]
+
+
 def test_a_check_job_shows_the_pending_revision_and_its_sql_and_changes_nothing(check_job):
     job, before, after = check_job
     assert (job.runner.status, job.runner.rc) == ("successful", 0), job.failure()
