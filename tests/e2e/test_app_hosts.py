@@ -178,6 +178,23 @@ def test_update_backs_up_once_and_rolls_the_hosts_in_batches(fleet):
     assert [row["outcome"] for row in fleet.ledger()] == ["succeeded", "succeeded"]
 
 
+def test_a_rerun_ends_on_every_host_after_the_quick_look_unless_one_host_differs(fleet):
+    playbook = fleet.deploy("1.1.0")
+    assert playbook.rc == 0, playbook.failures()
+    assert hosts_of(playbook, "Report nothing to do") == list(HOSTS)
+    assert "unchanged since deploy" in playbook.task("Report nothing to do")["msg"]
+    assert not playbook.ran("Compute the migration plan")
+    # one host's file edited by hand: every host takes the long way, which plans once and puts the file back
+    compose_file = fleet.stacks["app2"]["stack_dir"] / "compose.yml"
+    rendered = compose_file.read_text()
+    compose_file.write_text(rendered + "# edited by hand\n")
+    playbook = fleet.deploy("1.1.0")
+    assert playbook.rc == 0, playbook.failures()
+    assert hosts_of(playbook, "Compute the migration plan") == ["app1"]
+    assert compose_file.read_text() == rendered
+    assert [row["outcome"] for row in fleet.ledger()] == ["succeeded", "succeeded"]
+
+
 def test_status_and_backup_read_the_external_database(fleet):
     playbook = fleet.run("status.yml")
     assert playbook.rc == 0, playbook.failures()
