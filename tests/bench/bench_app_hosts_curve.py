@@ -1,0 +1,154 @@
+# Copyright (c) safedeploy.migrations contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Cost curve: a no-op deploy.yml (the running release again) against the number of app hosts on this machine.
+
+The hosts are compose projects on this machine sharing one PostgreSQL container, as tests/e2e/test_app_hosts.py
+sets them up. A benchmark, not a test: it asserts nothing about time. See tests/bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "e2e"))
+
+from bench_common import exit_on_sigterm  # noqa: E402
+from bench_curve_common import (  # noqa: E402
+    check_collection,
+    curve_report,
+    load_average,
+    median_seconds,
+    print_and_plot,
+    series_figures,
+    tool_version,
+)
+from compose_stack import BASE_IMAGES, docker_works, free_port, image_exists  # noqa: E402
+from deploy_stack import DeployTarget, release_image  # noqa: E402
+from test_app_hosts import (  # noqa: E402
+    EXTERNAL_DATABASE_VARS,
+    HOST_ENTRY,
+    HOSTS_YML,
+    AppHosts,
+    bridge_gateway,
+    postgres_bin_dir,
+)
+
+NAME = "bench_app_hosts_curve"
+VERSION = "1.1.0"
+FULL_COUNTS = (1, 2, 4)
+QUICK_COUNTS = (1, 2)
+
+
+class Fleet(AppHosts):
+    """test_app_hosts' fleet with `count` app hosts instead of two."""
+
+    def __init__(self, root: Path, count: int):
+        DeployTarget.__init__(self, root, environment="bench-hosts")
+        self.database_address = bridge_gateway()
+        self.database_container = "%s-db" % self.project
+        self.stacks = {
+            "app%d" % number: {
+                "project": "%s-app%d" % (self.project, number),
+                "stack_dir": root / ("app%d" % number),
+                "app_port": free_port(),
+            }
+            for number in range(1, count + 1)
+        }
+        entries = "".join(HOST_ENTRY.format(name=name, **stack) for name, stack in self.stacks.items())
+        (self.inventory / "hosts.yml").write_text(HOSTS_YML.format(hosts=entries.rstrip("\n")))
+        with (self.inventory / "group_vars" / "all.yml").open("a") as group_vars:
+            group_vars.write(
+                EXTERNAL_DATABASE_VARS.format(
+                    address=self.database_address, port=self.postgres_port, bin_dir=postgres_bin_dir()
+                )
+            )
+
+
+def progress(message: str) -> None:
+    print("%s: %s" % (NAME, message), file=sys.stderr, flush=True)
+
+
+def prepare_images() -> None:
+    if not all(map(image_exists, BASE_IMAGES)):
+        subprocess.run([str(REPO / "scripts" / "build_images.sh")], check=True)
+    subprocess.run(
+        [str(REPO / "examples" / "orchestrator" / "build_wheelhouse.sh")],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        env=dict(os.environ, PYTHON=sys.executable),
+    )
+    release_image(VERSION)
+
+
+def deploy(fleet: Fleet) -> None:
+    playbook = fleet.deploy(VERSION)
+    if playbook.rc != 0:
+        raise SystemExit("%s: deploy.yml of %s failed: %s" % (NAME, VERSION, playbook.failures()))
+
+
+def measure_count(scratch: str, count: int, repeat: int) -> float:
+    fleet = Fleet(Path(tempfile.mkdtemp(prefix="hosts-%d-" % count, dir=scratch)), count)
+    try:
+        fleet.start_database()
+        progress("%d app hosts: first deploy of %s" % (count, VERSION))
+        deploy(fleet)
+        # one untimed no-op: the first one after a deploy also warms the page cache and the controller's caches
+        deploy(fleet)
+        seconds, timings = median_seconds(lambda: deploy(fleet), repeat)
+    finally:
+        fleet.down()
+    progress("%d app hosts: no-op deploy %s s" % (count, ", ".join("%.1f" % value for value in timings)))
+    return seconds
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1 and 2 app hosts only, for development")
+    parser.add_argument("--repeat", type=int, default=3, help="timed no-op deploys per point (default 3)")
+    parser.add_argument("--json", metavar="FILE", help="also write the figures to FILE as JSON")
+    parser.add_argument("--plot", metavar="PNG", help="draw the curve to PNG (default: beside --json, .png)")
+    args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    return args
+
+
+def main() -> int:
+    args = parse_args()
+    # SIGTERM as SystemExit, so that the fleets' containers are removed by the finally blocks
+    signal.signal(signal.SIGTERM, exit_on_sigterm)
+    check_collection()
+    if not docker_works():
+        raise SystemExit("docker with Compose v2 does not answer; run `make docker-host` first")
+    prepare_images()
+    points = []
+    with tempfile.TemporaryDirectory(prefix="bench-app-hosts-") as scratch:
+        for count in QUICK_COUNTS if args.quick else FULL_COUNTS:
+            seconds = measure_count(scratch, count, args.repeat)
+            points.append({"work": count, "label": str(count), "seconds": seconds, "load_average_1min": load_average()})
+    report = curve_report(
+        "app_hosts_curve",
+        "No-op deploy.yml time against app hosts",
+        "app hosts",
+        "host",
+        [series_figures("deploy.yml, running release again", points)],
+        args.quick,
+        repeat=args.repeat,
+        docker=tool_version(["docker", "version", "--format", "{{.Server.Version}}"]),
+    )
+    print_and_plot(report, args)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+# Copyright (c) safedeploy.migrations contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Cost curve: migration_plan_info time against the number of pending revisions of a generated alembic project.
+
+A benchmark, not a test: it asserts nothing about time. See tests/bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import psycopg
+from bench_common import BenchError, Cluster, run_with_cluster
+from bench_curve_common import (
+    add_curve_arguments,
+    check_collection,
+    curve_report,
+    load_average,
+    median_seconds,
+    module_runner,
+    print_and_plot,
+    series_figures,
+    tool_version,
+)
+from bench_lock_stall import example_venv
+
+NAME = "bench_plan_curve"
+FULL_COUNTS = (10, 100, 500)
+QUICK_COUNTS = (5, 20, 50)
+
+ALEMBIC_INI = """[alembic]
+script_location = %(here)s/migrations
+"""
+# DATABASE_URL carries no password: libpq reads PGPASSWORD
+ENV_PY = """import os
+
+from alembic import context
+from sqlalchemy import create_engine, pool
+
+URL = os.environ.get("DATABASE_URL", "postgresql+psycopg://")
+
+
+def run_migrations_offline():
+    context.configure(url=URL, literal_binds=True, transaction_per_migration=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online():
+    engine = create_engine(URL, poolclass=pool.NullPool)
+    with engine.connect() as connection:
+        context.configure(connection=connection, transaction_per_migration=True)
+        with context.begin_transaction():
+            context.run_migrations()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()
+"""
+REVISION_PY = '''"""{message}
+
+Revision ID: {revision}
+Revises: {down_revision}
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "{revision}"
+down_revision = {down_revision_literal}
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    {upgrade}
+
+
+def downgrade():
+    {downgrade}
+'''
+
+
+def progress(message: str) -> None:
+    print("%s: %s" % (NAME, message), file=sys.stderr, flush=True)
+
+
+def revision_id(number: int) -> str:
+    return "r%04d" % number
+
+
+def write_project(root: str, count: int) -> str:
+    """An alembic project of `count` trivial revisions: odd ones create a table, even ones add a column to it."""
+    versions = os.path.join(root, "migrations", "versions")
+    os.makedirs(versions)
+    with open(os.path.join(root, "alembic.ini"), "w") as handle:
+        handle.write(ALEMBIC_INI)
+    with open(os.path.join(root, "migrations", "env.py"), "w") as handle:
+        handle.write(ENV_PY)
+    for number in range(1, count + 1):
+        if number % 2:
+            table = "t%04d" % number
+            message = "create table %s" % table
+            upgrade = 'op.create_table("%s", sa.Column("id", sa.Integer, primary_key=True))' % table
+            downgrade = 'op.drop_table("%s")' % table
+        else:
+            table = "t%04d" % (number - 1)
+            message = "add column c%04d to %s" % (number, table)
+            upgrade = 'op.add_column("%s", sa.Column("c%04d", sa.Text))' % (table, number)
+            downgrade = 'op.drop_column("%s", "c%04d")' % (table, number)
+        down_revision = revision_id(number - 1) if number > 1 else None
+        text = REVISION_PY.format(
+            message=message,
+            revision=revision_id(number),
+            down_revision=down_revision,
+            down_revision_literal='"%s"' % down_revision if down_revision else "None",
+            upgrade=upgrade,
+            downgrade=downgrade,
+        )
+        with open(os.path.join(versions, "%s.py" % revision_id(number)), "w") as handle:
+            handle.write(text)
+    return os.path.join(root, "alembic.ini")
+
+
+def measure_count(server: Cluster, venv: str, work_dir: str, count: int, repeat: int) -> float:
+    database = "bench_plan_%d" % count
+    with psycopg.connect(
+        host=server.host, port=server.port, user=server.user, password=server.password, dbname="postgres"
+    ) as admin:
+        admin.autocommit = True
+        admin.execute('CREATE DATABASE "%s"' % database)
+    alembic_ini = write_project(os.path.join(work_dir, "project-%d" % count), count)
+    module_args = {
+        "runner": [os.path.join(venv, "bin", "alembic"), "-c", alembic_ini],
+        "runner_env": {"DATABASE_URL": "postgresql+psycopg://%s@%s:%d/%s" % (server.user, server.host, server.port,
+                                                                            database)},
+        "login_host": server.host,
+        "login_port": server.port,
+        "login_user": server.user,
+        "db": database,
+    }  # fmt: skip
+    # login_password falls back to PGPASSWORD, so the password stays out of the args file
+    env = dict(os.environ, PGPASSWORD=server.password)
+    run_once = module_runner("migration_plan_info", module_args, os.path.join(work_dir, "plan-%d.json" % count), env)
+    response = run_once()
+    if response["summary"]["pending"] != count:
+        raise BenchError("the plan of %d revisions listed %s pending" % (count, response["summary"]["pending"]))
+    seconds, timings = median_seconds(run_once, repeat)
+    progress("%d pending revisions: %s s" % (count, ", ".join("%.2f" % value for value in timings)))
+    return seconds
+
+
+def run_benchmark(harness, work_dir: str, args: argparse.Namespace) -> dict:
+    check_collection()
+    venv = example_venv()
+    progress("starting an ephemeral PostgreSQL cluster")
+    server = Cluster.from_harness(harness.start(os.path.join(work_dir, "pg")))
+    counts = QUICK_COUNTS if args.quick else FULL_COUNTS
+    points = []
+    for count in counts:
+        seconds = measure_count(server, venv, work_dir, count, args.repeat)
+        points.append({"work": count, "label": str(count), "seconds": seconds, "load_average_1min": load_average()})
+    return curve_report(
+        "plan_curve",
+        "migration_plan_info time against pending revisions",
+        "pending revisions",
+        "revision",
+        [series_figures("migration_plan_info (lint on)", points)],
+        args.quick,
+        repeat=args.repeat,
+        alembic=tool_version([os.path.join(venv, "bin", "alembic"), "--version"]),
+    )
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_curve_arguments(parser, repeat=3)
+    args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    return args
+
+
+def main() -> int:
+    args = parse_args()
+    return run_with_cluster(NAME, args, run_benchmark, lambda report: print_and_plot(report, args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
