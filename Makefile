@@ -89,11 +89,19 @@ demo: setup docker-host
 	$(BIN)/ansible-playbook -i inventories/local playbooks/deploy.yml
 	$(BIN)/ansible-playbook -i inventories/local playbooks/status.yml
 
+# every benchmark writes its figures to .build/bench; report.py then writes docs/benchmarks.md and its plots
+BENCH_RESULTS := .build/bench
 bench: setup docker-host
-	$(BIN)/python tests/bench/bench_backup.py
-	$(BIN)/python tests/bench/bench_lock_stall.py
-	$(BIN)/python tests/bench/bench_zero_downtime.py
-	$(BIN)/python tests/bench/bench_deploy_overhead.py
+	mkdir -p $(BENCH_RESULTS)
+	$(BIN)/python tests/bench/bench_backup.py --json $(BENCH_RESULTS)/backup.json
+	$(BIN)/python tests/bench/bench_lock_stall.py --json $(BENCH_RESULTS)/lock_stall.json
+	$(BIN)/python tests/bench/bench_zero_downtime.py --json $(BENCH_RESULTS)/zero_downtime.json
+	$(BIN)/python tests/bench/bench_deploy_overhead.py --json $(BENCH_RESULTS)/deploy_overhead.json
+	$(BIN)/python tests/bench/bench_backup_curve.py --json $(BENCH_RESULTS)/backup_curve.json
+	$(BIN)/python tests/bench/bench_plan_curve.py --json $(BENCH_RESULTS)/plan_curve.json
+	$(BIN)/python tests/bench/bench_lock_info_curve.py --json $(BENCH_RESULTS)/lock_info_curve.json
+	$(BIN)/python tests/bench/bench_app_hosts_curve.py --json $(BENCH_RESULTS)/app_hosts_curve.json
+	$(BIN)/python tests/bench/report.py --results $(BENCH_RESULTS) --output docs/benchmarks.md
 
 changelog: setup
 	$(BIN)/antsibull-changelog release
