@@ -30,16 +30,9 @@ from bench_curve_common import (  # noqa: E402
     series_figures,
     tool_version,
 )
-from compose_stack import BASE_IMAGES, docker_works, free_port, image_exists  # noqa: E402
-from deploy_stack import DeployTarget, release_image  # noqa: E402
-from test_app_hosts import (  # noqa: E402
-    EXTERNAL_DATABASE_VARS,
-    HOST_ENTRY,
-    HOSTS_YML,
-    AppHosts,
-    bridge_gateway,
-    postgres_bin_dir,
-)
+from compose_stack import BASE_IMAGES, docker_works, image_exists  # noqa: E402
+from deploy_stack import release_image  # noqa: E402
+from test_app_hosts import AppHosts  # noqa: E402
 
 NAME = "bench_app_hosts_curve"
 VERSION = "1.1.0"
@@ -47,29 +40,9 @@ FULL_COUNTS = (1, 2, 4)
 QUICK_COUNTS = (1, 2)
 
 
-class Fleet(AppHosts):
+def fleet_of(root: Path, count: int) -> AppHosts:
     """test_app_hosts' fleet with `count` app hosts instead of two."""
-
-    def __init__(self, root: Path, count: int):
-        DeployTarget.__init__(self, root, environment="bench-hosts")
-        self.database_address = bridge_gateway()
-        self.database_container = "%s-db" % self.project
-        self.stacks = {
-            "app%d" % number: {
-                "project": "%s-app%d" % (self.project, number),
-                "stack_dir": root / ("app%d" % number),
-                "app_port": free_port(),
-            }
-            for number in range(1, count + 1)
-        }
-        entries = "".join(HOST_ENTRY.format(name=name, **stack) for name, stack in self.stacks.items())
-        (self.inventory / "hosts.yml").write_text(HOSTS_YML.format(hosts=entries.rstrip("\n")))
-        with (self.inventory / "group_vars" / "all.yml").open("a") as group_vars:
-            group_vars.write(
-                EXTERNAL_DATABASE_VARS.format(
-                    address=self.database_address, port=self.postgres_port, bin_dir=postgres_bin_dir()
-                )
-            )
+    return AppHosts(root, hosts=tuple("app%d" % number for number in range(1, count + 1)), environment="bench-hosts")
 
 
 def progress(message: str) -> None:
@@ -88,14 +61,14 @@ def prepare_images() -> None:
     release_image(VERSION)
 
 
-def deploy(fleet: Fleet) -> None:
+def deploy(fleet: AppHosts) -> None:
     playbook = fleet.deploy(VERSION)
     if playbook.rc != 0:
         raise SystemExit("%s: deploy.yml of %s failed: %s" % (NAME, VERSION, playbook.failures()))
 
 
 def measure_count(scratch: str, count: int, repeat: int) -> float:
-    fleet = Fleet(Path(tempfile.mkdtemp(prefix="hosts-%d-" % count, dir=scratch)), count)
+    fleet = fleet_of(Path(tempfile.mkdtemp(prefix="hosts-%d-" % count, dir=scratch)), count)
     try:
         fleet.start_database()
         progress("%d app hosts: first deploy of %s" % (count, VERSION))

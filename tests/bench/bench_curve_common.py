@@ -44,7 +44,10 @@ def module_runner(module: str, module_args: dict, args_path: str, env: dict) -> 
     module_env = dict(env, PYTHONPATH=python_path)
 
     def run_once() -> dict:
-        result = subprocess.run(argv, env=module_env, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+        # a module's failure is its JSON answer, read below
+        result = subprocess.run(
+            argv, env=module_env, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False
+        )
         try:
             response = json.loads(result.stdout)
         except ValueError:

@@ -134,10 +134,10 @@ def measure_count(server: Cluster, venv: str, work_dir: str, count: int, repeat:
         admin.autocommit = True
         admin.execute('CREATE DATABASE "%s"' % database)
     alembic_ini = write_project(os.path.join(work_dir, "project-%d" % count), count)
+    database_url = "postgresql+psycopg://%s@%s:%d/%s" % (server.user, server.host, server.port, database)
     module_args = {
         "runner": [os.path.join(venv, "bin", "alembic"), "-c", alembic_ini],
-        "runner_env": {"DATABASE_URL": "postgresql+psycopg://%s@%s:%d/%s" % (server.user, server.host, server.port,
-                                                                            database)},
+        "runner_env": {"DATABASE_URL": database_url},
         "login_host": server.host,
         "login_port": server.port,
         "login_user": server.user,

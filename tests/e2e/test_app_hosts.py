@@ -57,15 +57,15 @@ def bridge_gateway() -> str:
 
 
 class AppHosts(DeployTarget):
-    """app1 and app2, each a stack of its own, sharing a database that neither stack runs."""
+    """app1 and app2 (or the hosts named), each a stack of its own, sharing a database that neither stack runs."""
 
-    def __init__(self, root: Path):
-        super().__init__(root, environment="hosts")
+    def __init__(self, root: Path, hosts: tuple = HOSTS, environment: str = "hosts"):
+        super().__init__(root, environment=environment)
         self.database_address = bridge_gateway()
         self.database_container = "%s-db" % self.project
         self.stacks = {
             name: {"project": "%s-%s" % (self.project, name), "stack_dir": root / name, "app_port": free_port()}
-            for name in HOSTS
+            for name in hosts
         }
         entries = "".join(HOST_ENTRY.format(name=name, **stack) for name, stack in self.stacks.items())
         (self.inventory / "hosts.yml").write_text(HOSTS_YML.format(hosts=entries.rstrip("\n")))
