@@ -8,11 +8,8 @@ sets them up. A benchmark, not a test: it asserts nothing about time. See tests/
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import signal
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -23,6 +20,7 @@ sys.path.insert(0, str(REPO / "tests" / "e2e"))
 from bench_common import exit_on_sigterm  # noqa: E402
 from bench_curve_common import (  # noqa: E402
     check_collection,
+    curve_arguments,
     curve_report,
     load_average,
     median_seconds,
@@ -30,12 +28,12 @@ from bench_curve_common import (  # noqa: E402
     series_figures,
     tool_version,
 )
-from compose_stack import BASE_IMAGES, docker_works, image_exists  # noqa: E402
-from deploy_stack import release_image  # noqa: E402
+from bench_zero_downtime import FROM_VERSION, prepare_images  # noqa: E402
+from compose_stack import docker_works  # noqa: E402
 from test_app_hosts import AppHosts  # noqa: E402
 
 NAME = "bench_app_hosts_curve"
-VERSION = "1.1.0"
+VERSION = FROM_VERSION
 FULL_COUNTS = (1, 2, 4)
 QUICK_COUNTS = (1, 2)
 
@@ -47,18 +45,6 @@ def fleet_of(root: Path, count: int) -> AppHosts:
 
 def progress(message: str) -> None:
     print("%s: %s" % (NAME, message), file=sys.stderr, flush=True)
-
-
-def prepare_images() -> None:
-    if not all(map(image_exists, BASE_IMAGES)):
-        subprocess.run([str(REPO / "scripts" / "build_images.sh")], check=True)
-    subprocess.run(
-        [str(REPO / "examples" / "orchestrator" / "build_wheelhouse.sh")],
-        check=True,
-        stdout=subprocess.DEVNULL,
-        env=dict(os.environ, PYTHON=sys.executable),
-    )
-    release_image(VERSION)
 
 
 def deploy(fleet: AppHosts) -> None:
@@ -82,20 +68,8 @@ def measure_count(scratch: str, count: int, repeat: int) -> float:
     return seconds
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="1 and 2 app hosts only, for development")
-    parser.add_argument("--repeat", type=int, default=3, help="timed no-op deploys per point (default 3)")
-    parser.add_argument("--json", metavar="FILE", help="also write the figures to FILE as JSON")
-    parser.add_argument("--plot", metavar="PNG", help="draw the curve to PNG (default: beside --json, .png)")
-    args = parser.parse_args()
-    if args.repeat < 1:
-        parser.error("--repeat must be at least 1")
-    return args
-
-
 def main() -> int:
-    args = parse_args()
+    args = curve_arguments(__doc__, repeat=3)
     # SIGTERM as SystemExit, so that the fleets' containers are removed by the finally blocks
     signal.signal(signal.SIGTERM, exit_on_sigterm)
     check_collection()

@@ -27,7 +27,7 @@ from bench_backup import (
     timed_run,
 )
 from bench_common import BenchError, run_with_cluster
-from bench_curve_common import add_curve_arguments, curve_report, load_average, print_and_plot, series_figures
+from bench_curve_common import curve_arguments, curve_report, load_average, print_and_plot, series_figures
 
 NAME = "bench_backup_curve"
 FULL_SIZES_MIB = (100, 500, 2048)
@@ -121,17 +121,8 @@ def run_benchmark(harness, work_dir: str, args: argparse.Namespace) -> dict:
     )
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_curve_arguments(parser, repeat=1)
-    args = parser.parse_args()
-    if args.repeat < 1:
-        parser.error("--repeat must be at least 1")
-    return args
-
-
 def main() -> int:
-    args = parse_args()
+    args = curve_arguments(__doc__, repeat=1)
     return run_with_cluster(NAME, args, run_benchmark, lambda report: print_and_plot(report, args))
 
 

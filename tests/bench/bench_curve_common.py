@@ -23,11 +23,17 @@ COLLECTIONS_ROOT = os.path.join(REPO_ROOT, ".build", "collections")
 SLACK = 1.5
 
 
-def add_curve_arguments(parser: argparse.ArgumentParser, repeat: int) -> None:
+def curve_arguments(docstring: str, repeat: int) -> argparse.Namespace:
+    """Every curve's command line: --quick, --repeat (at least 1), --json, --plot."""
+    parser = argparse.ArgumentParser(description=docstring.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes or counts, for development")
     parser.add_argument("--repeat", type=int, default=repeat, help="timed runs per point (default %d)" % repeat)
     parser.add_argument("--json", metavar="FILE", help="also write the figures to FILE as JSON")
     parser.add_argument("--plot", metavar="PNG", help="draw the curve to PNG (default: beside --json, .png)")
+    args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    return args
 
 
 def check_collection() -> None:

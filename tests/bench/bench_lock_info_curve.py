@@ -16,8 +16,8 @@ import time
 import psycopg
 from bench_common import BenchError, Cluster, run_with_cluster
 from bench_curve_common import (
-    add_curve_arguments,
     check_collection,
+    curve_arguments,
     curve_report,
     load_average,
     median_seconds,
@@ -181,17 +181,8 @@ def server_version(server: Cluster) -> str:
         return connection.execute("SHOW server_version").fetchone()[0]
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_curve_arguments(parser, repeat=5)
-    args = parser.parse_args()
-    if args.repeat < 1:
-        parser.error("--repeat must be at least 1")
-    return args
-
-
 def main() -> int:
-    args = parse_args()
+    args = curve_arguments(__doc__, repeat=5)
     return run_with_cluster(NAME, args, run_benchmark, lambda report: print_and_plot(report, args))
 
 

@@ -14,8 +14,8 @@ import sys
 import psycopg
 from bench_common import BenchError, Cluster, run_with_cluster
 from bench_curve_common import (
-    add_curve_arguments,
     check_collection,
+    curve_arguments,
     curve_report,
     load_average,
     median_seconds,
@@ -176,17 +176,8 @@ def run_benchmark(harness, work_dir: str, args: argparse.Namespace) -> dict:
     )
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_curve_arguments(parser, repeat=3)
-    args = parser.parse_args()
-    if args.repeat < 1:
-        parser.error("--repeat must be at least 1")
-    return args
-
-
 def main() -> int:
-    args = parse_args()
+    args = curve_arguments(__doc__, repeat=3)
     return run_with_cluster(NAME, args, run_benchmark, lambda report: print_and_plot(report, args))
 
 
