@@ -123,7 +123,11 @@ def test_staging_evidence_lets_production_deploy_the_same_release(staging, produ
         "0003_jobs_queue_index",
     )
     durations = evidence["durations"]
-    assert entry["details"] == {"durations": durations}
+    details = entry["details"]
+    assert set(details) == {"durations", "app_images", "target_revision"}
+    assert details["durations"] == durations and details["target_revision"] == "head"
+    # each app host's image id, which the quick look of a later no-op compares
+    assert list(details["app_images"]) == ["localhost"] and details["app_images"]["localhost"].startswith("sha256:")
     assert set(durations) == {"plan", "backup", "migration", "roll", "total"}
     assert durations["plan"] > 0 and durations["migration"] > 0 and durations["roll"] > 0
     assert durations["plan"] + durations["backup"] + durations["migration"] + durations["roll"] <= durations["total"]
