@@ -13,14 +13,13 @@ import datetime
 import glob
 import json
 import os
-import platform
 import re
 import statistics
 import sys
 
 import jinja2
-from bench_common import REPO_ROOT, cpu_model, meminfo_kib
-from bench_curve_common import draw_curve, tool_version
+from bench_common import REPO_ROOT
+from bench_curve_common import draw_curve, machine_description, tool_version
 
 TEMPLATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "benchmarks.md.j2")
 DEFAULT_RESULTS = os.path.join(REPO_ROOT, ".build", "bench")
@@ -44,12 +43,10 @@ def postgresql_version() -> str:
 
 
 def machine() -> dict:
+    """The curves' machine description (without the load of one moment) and the versions the page names."""
+    description = {name: value for name, value in machine_description().items() if name != "load_average_1min"}
     return {
-        "cpu_model": cpu_model(),
-        "cores": len(os.sched_getaffinity(0)),
-        "ram_gib": round(meminfo_kib("MemTotal") / 1024 / 1024, 1),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
+        **description,
         "postgresql": postgresql_version(),
         "docker": tool_version(["docker", "version", "--format", "{{.Server.Version}}"]),
         "compose": tool_version(["docker", "compose", "version", "--short"]),
