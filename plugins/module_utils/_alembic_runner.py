@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import os
 import re
 import signal
@@ -23,6 +24,39 @@ _CONFIG_ERRORS = re.compile(
     r"No config file .* found|No 'script_location' key found|Path doesn't exist|Can't locate revision|"
     r"No such revision|ModuleNotFoundError|ImportError|SyntaxError"
 )
+
+# Runs several alembic commands in one python, each with its own exit status and output captured at the file
+# descriptors (alembic's Config keeps the sys.stdout it was imported with); 97 when alembic is not importable
+BATCH_DRIVER = """
+import json, os, sys, tempfile
+try:
+    from alembic.config import CommandLine
+except ImportError:
+    sys.exit(97)
+answers = []
+saved = os.dup(1), os.dup(2)
+for args in json.loads(sys.argv[1]):
+    captured = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+    sys.stdout.flush(); sys.stderr.flush()
+    os.dup2(captured[0].fileno(), 1); os.dup2(captured[1].fileno(), 2)
+    try:
+        CommandLine(prog="alembic").main(argv=args)
+        rc = 0
+    except SystemExit as exc:
+        rc = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    except BaseException:
+        import traceback
+        traceback.print_exc()
+        rc = 1
+    sys.stdout.flush(); sys.stderr.flush()
+    os.dup2(saved[0], 1); os.dup2(saved[1], 2)
+    texts = []
+    for handle in captured:
+        handle.seek(0)
+        texts.append(handle.read().decode("utf-8", "replace"))
+    answers.append({"rc": rc % 256, "stdout": texts[0], "stderr": texts[1]})
+json.dump(answers, sys.stdout)
+"""
 
 
 class RunnerError(Exception):
@@ -60,10 +94,43 @@ class AlembicRunner:
         self.runner_env = {key: str(value) for key, value in (runner_env or {}).items()}
         self.chdir = chdir
         self.commands: list[list[str]] = []
+        self.prefetched: dict[tuple, tuple[int, str, str]] = {}
+        self.started = 0
 
     def run(self, args: list[str], extra_env: dict | None = None) -> str:
-        argv, one_shot = self.argv(args)
-        self.commands.append(argv)
+        if not extra_env and tuple(args) in self.prefetched:
+            self.commands.append(self.runner + args)
+            rc, stdout, stderr = self.prefetched.pop(tuple(args))
+        else:
+            rc, stdout, stderr = self.spawn(self.runner, args, extra_env)
+        if rc != 0:
+            # alembic prints its own errors ("FAILED: ...") to stdout, the tracebacks to stderr
+            raise RunnerError(describe_failure(args, stderr + stdout, rc), self.runner + args, rc, stdout, stderr)
+        return stdout
+
+    def prefetch(self, commands: list[list[str]]) -> None:
+        """Run offline commands in one alembic process, one container start for a compose one-shot; run() then
+        answers them from memory. A runner without a visible alembic word, or a batch that fails, changes nothing:
+        run() starts each command itself and reports its own error."""
+        swapped = python_in_place_of_alembic(self.runner)
+        if swapped is None or not commands:
+            return
+        python, alembic_options = swapped
+        batch = json.dumps([alembic_options + args for args in commands])
+        rc, stdout, _stderr = self.spawn(python, ["-c", BATCH_DRIVER, batch], record=False)
+        try:
+            answers = json.loads(stdout) if rc == 0 else []
+        except ValueError:
+            answers = []
+        for args, answer in zip(commands, answers):
+            self.prefetched[tuple(args)] = (answer["rc"], answer["stdout"], answer["stderr"])
+
+    def spawn(self, runner: list[str], args: list[str], extra_env: dict | None = None, record: bool = True):
+        """(rc, stdout, stderr) of runner + args; a process that cannot start or loses its controller raises."""
+        self.started += 1
+        argv, one_shot = self.argv(args, runner)
+        if record:
+            self.commands.append(argv)
         env = dict(os.environ, **self.runner_env, **(extra_env or {}))
         try:
             process = subprocess.Popen(
@@ -85,21 +152,31 @@ class AlembicRunner:
             if one_shot:
                 stop_one_shot(argv[0], one_shot)
             raise
-        if process.returncode != 0:
-            # alembic prints its own errors ("FAILED: ...") to stdout, the tracebacks to stderr
-            raise RunnerError(
-                describe_failure(args, stderr + stdout, process.returncode), argv, process.returncode, stdout, stderr
-            )
-        return stdout
+        return process.returncode, stdout, stderr
 
-    def argv(self, args: list[str]) -> tuple[list[str], str | None]:
+    def argv(self, args: list[str], runner: list[str] | None = None) -> tuple[list[str], str | None]:
         """The runner plus args; a compose one-shot gets a name of ours, so that it can be stopped."""
-        argv = self.runner + args
-        position = compose_run_position(self.runner)
-        if position is None or "--name" in self.runner:
+        runner = self.runner if runner is None else runner
+        argv = runner + args
+        position = compose_run_position(runner)
+        if position is None or "--name" in runner:
             return argv, None
-        name = "safedeploy-alembic-%d-%d" % (os.getpid(), len(self.commands) + 1)
+        name = "safedeploy-alembic-%d-%d" % (os.getpid(), max(self.started, 1))
         return argv[: position + 1] + ["--name", name] + argv[position + 1 :], name
+
+
+def python_in_place_of_alembic(runner: list[str]) -> tuple[list[str], list[str]] | None:
+    """(the runner with the python of its alembic in alembic's place, alembic's own options such as -c), or None."""
+    for index in range(len(runner) - 1, -1, -1):
+        word = runner[index]
+        if os.path.basename(word) != "alembic":
+            continue
+        if index and runner[index - 1] == "-m":
+            return runner[: index - 1], runner[index + 1 :]
+        # a console script sits next to the python it was installed for
+        python = os.path.join(os.path.dirname(word), "python3") if os.path.dirname(word) else "python3"
+        return runner[:index] + [python], runner[index + 1 :]
+    return None
 
 
 def compose_run_position(runner: list[str]) -> int | None:

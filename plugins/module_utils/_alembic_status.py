@@ -32,6 +32,9 @@ def alembic_argument_spec() -> dict:
     return spec
 
 
+HISTORY_DEFAULTS = {"down_revisions": [], "depends_on": [], "branch_labels": [], "path": None, "message": ""}
+
+
 class AlembicStatus:
     """The scripts (one `alembic history` run) against the database (read directly, not through alembic)."""
 
@@ -42,8 +45,16 @@ class AlembicStatus:
         self.unknown = unknown_revisions(revisions, current)
 
     @classmethod
-    def read(cls, runner, connection, params: dict) -> AlembicStatus:
+    def read(cls, runner, connection, params: dict, current: list[str] | None = None) -> AlembicStatus:
         revisions = parse_history(runner.run(["history", "--verbose"]))
+        if current is None:
+            current = read_current_revisions(connection, params["version_table"], params["version_table_schema"])
+        return cls(revisions, current)
+
+    @classmethod
+    def from_history(cls, history: list[dict], connection, params: dict) -> AlembicStatus:
+        """The graph another module read from the same scripts (its `history`): no alembic start here."""
+        revisions = {entry["revision"]: dict(HISTORY_DEFAULTS, **entry) for entry in history}
         current = read_current_revisions(connection, params["version_table"], params["version_table_schema"])
         return cls(revisions, current)
 
@@ -52,7 +63,10 @@ class AlembicStatus:
 
     def history(self) -> list[dict]:
         return [
-            {key: entry[key] for key in ("revision", "down_revisions", "message", "path", "branch_labels")}
+            {
+                key: entry[key]
+                for key in ("revision", "down_revisions", "depends_on", "message", "path", "branch_labels")
+            }
             for entry in self.revisions.values()
         ]
 

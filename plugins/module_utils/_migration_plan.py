@@ -24,6 +24,22 @@ RELATION_SIZES_QUERY = """SELECT requested.name, c.oid IS NOT NULL AS exists, c.
 FROM unnest(%(names)s::text[]) AS requested(name) LEFT JOIN pg_class c ON c.oid = to_regclass(requested.name)"""
 
 
+def offline_target(requested: str, target: list[str]) -> str:
+    """The name the offline runs give alembic: a symbolic one as asked, so that likely_offline_commands matches."""
+    if requested in ("head", "heads"):
+        return requested
+    return target[0] if len(target) == 1 else "heads"
+
+
+def likely_offline_commands(current: list[str], requested: str) -> list[list[str]]:
+    """The alembic runs a plan from current to the requested revision asks for when every revision goes back down."""
+    return [
+        ["history", "--verbose"],
+        ["upgrade", offline_range(current, requested), "--sql"],
+        ["downgrade", offline_range([requested], ",".join(current) or "base", "downgrade"), "--sql"],
+    ]
+
+
 def upgrade_sql_by_revision(runner, current: list[str], target: str) -> dict:
     """{revision: its offline upgrade SQL} from one alembic run over the whole range."""
     text = runner.run(["upgrade", offline_range(current, target), "--sql"])

@@ -97,8 +97,8 @@ history:
   returned: always
   type: list
   elements: dict
-  sample: [{"revision": "0002_customer_phone", "down_revisions": ["0001_initial"], "message": "add phone",
-            "path": "/app/migrations/versions/0002_customer_phone.py", "branch_labels": []}]
+  sample: [{"revision": "0002_customer_phone", "down_revisions": ["0001_initial"], "depends_on": [],
+            "message": "add phone", "path": "/app/migrations/versions/0002_customer_phone.py", "branch_labels": []}]
 commands:
   description: The runner commands run.
   returned: always

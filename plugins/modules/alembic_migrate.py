@@ -96,6 +96,14 @@ options:
       - C(application_name) of the connection that holds the advisory lock; the host name and process id are added.
     type: str
     default: safedeploy.alembic_migrate
+  history:
+    description:
+      - The revision graph of the same scripts, as M(safedeploy.migrations.migration_plan_info) or
+        M(safedeploy.migrations.alembic_info) returned it (their C(history)). The module then does not start alembic
+        to read the graph, which for a compose one-shot saves a container start.
+      - Graph and scripts must match; the revision the database reaches is checked against the target either way.
+    type: list
+    elements: dict
 seealso:
   - module: safedeploy.migrations.alembic_info
 """
@@ -249,7 +257,10 @@ class Migration:
         )
 
     def run(self) -> None:
-        status = AlembicStatus.read(self.runner, self.connection, self.params)
+        if self.params["history"]:
+            status = AlembicStatus.from_history(self.params["history"], self.connection, self.params)
+        else:
+            status = AlembicStatus.read(self.runner, self.connection, self.params)
         if status.unknown:
             self.fail(
                 "the database is at revision %s, which the migration scripts do not know: the code is older "
@@ -496,6 +507,8 @@ def validate(module: AnsibleModule) -> None:
                 module.fail_json(msg="%s: %s" % (option, exc))
     if module.params["retries"] < 0 or module.params["lock_wait_timeout"] < 0:
         module.fail_json(msg="retries and lock_wait_timeout must not be negative")
+    if any(not isinstance(entry.get("revision"), str) for entry in module.params["history"] or []):
+        module.fail_json(msg="every entry of history needs its revision id, as alembic_info returns it")
 
 
 def main() -> None:
@@ -513,6 +526,7 @@ def main() -> None:
         retries=dict(type="int", default=3),
         retry_budget=dict(type="float", default=600),
         application_name=dict(type="str", default="safedeploy.alembic_migrate"),
+        history=dict(type="list", elements="dict"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     validate(module)

@@ -19,6 +19,9 @@ description:
     table is visible before anyone runs it.
   - The plan hash is a sha256 over the ordered revision ids and their SQL; the same code and starting revision give
     the same hash on every machine.
+  - The script graph, the upgrade SQL and the downgrade SQL come from one python running alembic's own command line
+    three times (one container start for a compose one-shot runner) when the runner's last word is an alembic
+    console script or C(python -m alembic); otherwise, or when that run fails, each is a run of the runner itself.
 extends_documentation_fragment:
   - safedeploy.migrations._postgres
   - safedeploy.migrations._alembic
@@ -173,6 +176,16 @@ summary:
     lint_errors: 1
     lint_warnings: 0
     plan_hash: 5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8
+history:
+  description:
+    - Every revision of the scripts, newest first, as M(safedeploy.migrations.alembic_info) returns it.
+    - M(safedeploy.migrations.alembic_migrate) takes it as O(safedeploy.migrations.alembic_migrate#module:history)
+      and then needs no alembic run to read the graph.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"revision": "0002_customer_phone", "down_revisions": ["0001_initial"], "depends_on": [],
+            "message": "add phone", "path": "/app/migrations/versions/0002_customer_phone.py", "branch_labels": []}]
 commands:
   description: The runner and squawk commands run.
   returned: always
@@ -191,6 +204,7 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._alembic_gra
     upgrade_path,
 )
 from ansible_collections.safedeploy.migrations.plugins.module_utils._alembic_runner import AlembicRunner, RunnerError
+from ansible_collections.safedeploy.migrations.plugins.module_utils._alembic_state import read_current_revisions
 from ansible_collections.safedeploy.migrations.plugins.module_utils._alembic_status import (
     AlembicStatus,
     alembic_argument_spec,
@@ -200,6 +214,8 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._migration_p
     attach_sizes,
     describe_revision,
     downgrade_sql_by_revision,
+    likely_offline_commands,
+    offline_target,
     plan_summary,
     relax_findings_on_new_tables,
     upgrade_sql_by_revision,
@@ -231,7 +247,11 @@ class Planner:
         self.squawk = find_squawk(module, self.params["squawk_path"]) if self.params["lint"] else None
 
     def plan(self) -> dict:
-        status = AlembicStatus.read(self.runner, self.connection, self.params)
+        current = read_current_revisions(
+            self.connection, self.params["version_table"], self.params["version_table_schema"]
+        )
+        self.runner.prefetch(likely_offline_commands(current, self.params["revision"]))
+        status = AlembicStatus.read(self.runner, self.connection, self.params, current)
         if status.unknown:
             raise RevisionError(
                 "the database is at revision %s, which the migration scripts do not know: the code is older than the "
@@ -241,7 +261,7 @@ class Planner:
         pending = upgrade_path(status.revisions, status.current, target)
         revisions = []
         if pending:
-            target_name = target[0] if len(target) == 1 else "heads"
+            target_name = offline_target(self.params["revision"], target)
             upgrades = upgrade_sql_by_revision(self.runner, status.current, target_name)
             downgrades = downgrade_sql_by_revision(self.runner, status.current, target_name, pending)
             for revision in pending:
@@ -259,6 +279,7 @@ class Planner:
             revisions=revisions,
             summary=summary,
             plan_hash=summary["plan_hash"],
+            history=status.history(),
         )
 
     def lint(self, sql: str) -> list[dict]:

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from conftest import EXAMPLE_APP, alembic_runner
 
 PLAIN_INDEX_REVISION = '''"""Index customers by name, without CONCURRENTLY.
@@ -75,6 +77,30 @@ def test_plan_of_every_release(example_venv, database, run_playbook):
     assert summary["plan_hash"] == result["plan_hash"] and len(result["plan_hash"]) == 64
     assert result["from_revision"] == "0001_initial" and result["to_revision"] == "0004_drop_customer_legacy_code"
     assert database.current_revisions() == ["0001_initial"]
+
+
+def logged_wrapper(bin_dir: Path, name: str, target: Path, log: Path) -> Path:
+    """A script called name that notes its start in log and runs target."""
+    script = bin_dir / name
+    script.write_text('#!/bin/sh\necho %s >> "%s"\nexec "%s" "$@"\n' % (name, log, target))
+    script.chmod(0o755)
+    return script
+
+
+def test_the_plan_starts_alembic_once(example_venv, database, run_playbook, tmp_path):
+    """history, upgrade --sql and downgrade --sql from one python: the plan a runner of three starts gives."""
+    bin_dir, starts = tmp_path / "bin", tmp_path / "starts"
+    bin_dir.mkdir()
+    alembic = logged_wrapper(bin_dir, "alembic", example_venv / "bin" / "alembic", starts)
+    logged_wrapper(bin_dir, "python3", example_venv / "bin" / "python3", starts)
+    migrate = logged_wrapper(bin_dir, "migrate", example_venv / "bin" / "alembic", starts)
+    options = alembic_runner(example_venv, EXAMPLE_APP)[1:]
+    batched = plan(run_playbook, [str(alembic)] + options, database, revision="0003_jobs_queue_index")
+    assert starts.read_text().split() == ["python3"]
+    one_by_one = plan(run_playbook, [str(migrate)] + options, database, revision="0003_jobs_queue_index")
+    assert starts.read_text().split() == ["python3", "migrate", "migrate", "migrate"]
+    assert batched["plan_hash"] == one_by_one["plan_hash"] and batched["revisions"] == one_by_one["revisions"]
+    assert batched["history"] == one_by_one["history"] and len(batched["history"]) == 4
 
 
 def test_irreversible_revision_is_planned_as_restore(example_venv, database, run_playbook):

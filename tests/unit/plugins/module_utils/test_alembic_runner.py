@@ -2,6 +2,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from ansible_collections.safedeploy.migrations.plugins.module_utils._alembic_runner import (
@@ -14,6 +16,7 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._alembic_run
     is_lock_timeout,
     last_started_revision,
     pgoptions,
+    python_in_place_of_alembic,
 )
 from ansible_collections.safedeploy.migrations.plugins.module_utils._lock_retry import (
     backoff_seconds,
@@ -172,3 +175,82 @@ def test_the_failure_of_a_killed_one_shot_says_so():
     message = describe_failure(["upgrade", "head"], "INFO  [alembic.runtime.migration] Running upgrade a -> b, x", 137)
     assert message.startswith("alembic upgrade head (exit status 137: killed by SIGKILL")
     assert "failed in revision b" in message
+
+
+@pytest.mark.parametrize(
+    "runner, swapped",
+    [
+        (
+            ["docker", "compose", "run", "--rm", "-T", "migration", "alembic"],
+            (["docker", "compose", "run", "--rm", "-T", "migration", "python3"], []),
+        ),
+        (
+            ["/opt/app/venv/bin/alembic", "-c", "alembic.ini", "-n", "tenant"],
+            (["/opt/app/venv/bin/python3"], ["-c", "alembic.ini", "-n", "tenant"]),
+        ),
+        (
+            ["docker", "compose", "run", "migration", "/usr/bin/python3.11", "-m", "alembic", "-c", "a.ini"],
+            (["docker", "compose", "run", "migration", "/usr/bin/python3.11"], ["-c", "a.ini"]),
+        ),
+        (["docker", "compose", "run", "migration", "migrate.sh"], None),
+    ],
+)
+def test_python_in_place_of_alembic(runner, swapped):
+    assert python_in_place_of_alembic(runner) == swapped
+
+
+FAKE_ALEMBIC_CONFIG = """
+import sys
+
+class CommandLine:
+    def __init__(self, prog=None):
+        pass
+
+    def main(self, argv):
+        if argv[-1] == "missing":
+            print("FAILED: Can't locate revision identified by 'missing'")
+            sys.exit(-1)
+        if argv[-1] == "broken":
+            raise RuntimeError("env.py broke")
+        print("batch " + " ".join(argv))
+        print("log " + argv[-1], file=sys.stderr)
+"""
+
+
+@pytest.fixture
+def alembic_bin(tmp_path):
+    """A bin directory whose alembic is a shell script and whose python3 can import a stand-in alembic.config."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "alembic").write_text('#!/bin/sh\necho "direct $*"\n')
+    (bin_dir / "alembic").chmod(0o755)
+    (bin_dir / "python3").symlink_to(sys.executable)
+    package = tmp_path / "site" / "alembic"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "config.py").write_text(FAKE_ALEMBIC_CONFIG)
+    return bin_dir
+
+
+def test_prefetched_commands_come_from_one_python_with_their_own_status(alembic_bin):
+    runner = AlembicRunner(
+        [str(alembic_bin / "alembic"), "-c", "a.ini"], runner_env={"PYTHONPATH": str(alembic_bin.parent / "site")}
+    )
+    runner.prefetch([["history", "--verbose"], ["upgrade", "missing"], ["downgrade", "broken"]])
+    assert runner.run(["history", "--verbose"]) == "batch -c a.ini history --verbose\n"
+    with pytest.raises(RunnerError, match="FAILED: Can't locate revision identified by 'missing'") as missing:
+        runner.run(["upgrade", "missing"])
+    assert missing.value.rc == 255
+    with pytest.raises(RunnerError, match="RuntimeError: env.py broke") as broken:
+        runner.run(["downgrade", "broken"])
+    assert broken.value.rc == 1
+    # each answer is used once; the audit trail names the commands, not the batch
+    assert runner.run(["history", "--verbose"]) == "direct -c a.ini history --verbose\n"
+    assert [command[-1] for command in runner.commands] == ["--verbose", "missing", "broken", "--verbose"]
+
+
+def test_a_python_without_alembic_leaves_every_command_to_the_runner(alembic_bin):
+    runner = AlembicRunner([str(alembic_bin / "alembic")])
+    runner.prefetch([["history", "--verbose"]])
+    assert runner.prefetched == {}
+    assert runner.run(["history", "--verbose"]) == "direct history --verbose\n"

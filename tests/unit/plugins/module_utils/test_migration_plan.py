@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.safedeploy.migrations.plugins.module_utils._migration_plan import (
+    likely_offline_commands,
+    offline_target,
     relax_findings_on_new_tables,
 )
 from ansible_collections.safedeploy.migrations.plugins.module_utils._sql_plan import analyze_sql
@@ -51,3 +53,29 @@ def test_a_foreign_key_to_an_existing_table_is_not_relaxed():
     revisions = [revision(sql, ("adding-foreign-key-constraint", statement))]
     relax_findings_on_new_tables(revisions)
     assert revisions[0]["findings"][0]["severity"] == "error"
+
+
+def test_the_likely_commands_are_the_ones_the_plan_asks_for():
+    assert likely_offline_commands(["0002"], "head") == [
+        ["history", "--verbose"],
+        ["upgrade", "0002:head", "--sql"],
+        ["downgrade", "head:0002", "--sql"],
+    ]
+    assert likely_offline_commands([], "0003")[1:] == [
+        ["upgrade", "0003", "--sql"],
+        ["downgrade", "0003:base", "--sql"],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("requested", "target", "name"),
+    [
+        ("head", ["0004"], "head"),
+        ("heads", ["0004a", "0004b"], "heads"),
+        ("0003", ["0003"], "0003"),
+        ("00", ["0003"], "0003"),
+        ("other", ["a", "b"], "heads"),
+    ],
+)
+def test_offline_target_keeps_symbolic_names(requested, target, name):
+    assert offline_target(requested, target) == name
