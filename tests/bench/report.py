@@ -70,6 +70,9 @@ def deploy_overhead_view(figures: dict | None) -> dict | None:
         "update_ratio": update["deploy"] / update["manual"],
         "noop_profile": figures.get("noop_profile", []),
         "update_profile": figures.get("update_profile", []),
+        "update_steps": figures.get("update_steps", {}),
+        "update_added": figures.get("update_added"),
+        "update_added_ratio": figures["update_added"] / update["manual"] if "update_added" in figures else None,
     }
 
 
