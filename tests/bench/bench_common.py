@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Callable
 
+import psycopg
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HARNESS_PATH = os.path.join(REPO_ROOT, "tests", "integration", "targets", "setup_postgresql", "files", "pg_cluster.py")
 
@@ -33,6 +35,20 @@ class Cluster:
     @classmethod
     def from_harness(cls, info: dict):
         return cls(info["host"], int(info["port"]), info["user"], info["password"], info["bin_dir"])
+
+    # the application_name of connections that name none
+    application_name = "safedeploy bench"
+
+    def connect(self, database: str, autocommit: bool = True, application_name: str | None = None):
+        return psycopg.connect(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            dbname=database,
+            autocommit=autocommit,
+            application_name=application_name or self.application_name,
+        )
 
 
 class BenchError(Exception):

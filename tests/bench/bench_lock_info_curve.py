@@ -48,27 +48,13 @@ class Sessions:
         self.connections: list[psycopg.Connection] = []
 
     def connect(self, name: str) -> psycopg.Connection:
-        connection = psycopg.connect(
-            host=self.server.host,
-            port=self.server.port,
-            user=self.server.user,
-            password=self.server.password,
-            dbname=BENCH_DATABASE,
-            application_name=name,
-        )
+        connection = self.server.connect(BENCH_DATABASE, autocommit=False, application_name=name)
         self.connections.append(connection)
         return connection
 
     def __enter__(self) -> Sessions:
         pairs = self.count // 2
-        with psycopg.connect(
-            host=self.server.host,
-            port=self.server.port,
-            user=self.server.user,
-            password=self.server.password,
-            dbname=BENCH_DATABASE,
-            autocommit=True,
-        ) as admin:
+        with self.server.connect(BENCH_DATABASE) as admin:
             for pair in range(pairs):
                 admin.execute("CREATE TABLE IF NOT EXISTS t%04d (id int PRIMARY KEY)" % pair)
         for pair in range(pairs):
@@ -126,10 +112,7 @@ def run_benchmark(harness, work_dir: str, args: argparse.Namespace) -> dict:
     info = harness.start(os.path.join(work_dir, "pg"))
     raise_max_connections(harness, info)
     server = Cluster.from_harness(info)
-    with psycopg.connect(
-        host=server.host, port=server.port, user=server.user, password=server.password, dbname="postgres"
-    ) as admin:
-        admin.autocommit = True
+    with server.connect("postgres") as admin:
         admin.execute("CREATE DATABASE %s" % BENCH_DATABASE)
     module_args = {
         "login_host": server.host,
@@ -175,9 +158,7 @@ def run_benchmark(harness, work_dir: str, args: argparse.Namespace) -> dict:
 
 
 def server_version(server: Cluster) -> str:
-    with psycopg.connect(
-        host=server.host, port=server.port, user=server.user, password=server.password, dbname="postgres"
-    ) as connection:
+    with server.connect("postgres") as connection:
         return connection.execute("SHOW server_version").fetchone()[0]
 
 

@@ -50,16 +50,7 @@ MIB = 1024 * 1024
 
 
 class Server(Cluster):
-    def connect(self, database: str, autocommit: bool = True, application_name: str = "bench_lock_stall"):
-        return psycopg.connect(
-            host=self.host,
-            port=self.port,
-            user=self.user,
-            password=self.password,
-            dbname=database,
-            autocommit=autocommit,
-            application_name=application_name,
-        )
+    application_name = "bench_lock_stall"
 
     def client_env(self, database: str) -> dict:
         """What alembic and ansible-playbook get: PG* variables and a DATABASE_URL without the password."""

@@ -11,7 +11,6 @@ import argparse
 import os
 import sys
 
-import psycopg
 from bench_common import BenchError, Cluster, run_with_cluster
 from bench_curve_common import (
     check_collection,
@@ -128,10 +127,7 @@ def write_project(root: str, count: int) -> str:
 
 def measure_count(server: Cluster, venv: str, work_dir: str, count: int, repeat: int) -> float:
     database = "bench_plan_%d" % count
-    with psycopg.connect(
-        host=server.host, port=server.port, user=server.user, password=server.password, dbname="postgres"
-    ) as admin:
-        admin.autocommit = True
+    with server.connect("postgres") as admin:
         admin.execute('CREATE DATABASE "%s"' % database)
     alembic_ini = write_project(os.path.join(work_dir, "project-%d" % count), count)
     database_url = "postgresql+psycopg://%s@%s:%d/%s" % (server.user, server.host, server.port, database)
