@@ -117,6 +117,22 @@ def test_unknown_revision_and_broken_config(example_venv, database, run_playbook
     assert database.current_revisions() == []
 
 
+def test_a_handed_graph_spares_the_history_run(example_venv, database, run_playbook):
+    runner = alembic_runner(example_venv, EXAMPLE_APP)
+    first = run_playbook("migrate.yml", runner=runner, db=database.name, migrate_options={"revision": "0002_job"})
+    history = first.task("Info")["history"]
+
+    bad = run_playbook("migrate.yml", runner=runner, db=database.name, migrate_options={"history": [{"x": 1}]})
+    assert bad.task("Migrate")["msg"] == "every entry of history needs its revision id, as alembic_info returns it"
+    assert database.current_revisions() == ["0002_job_priority"]
+
+    handed = run_playbook("migrate.yml", runner=runner, db=database.name, migrate_options={"history": history})
+    migrate = handed.task("Migrate")
+    assert migrate["changed"] and migrate["to_revision"] == HEAD, migrate
+    assert [command[len(runner) :] for command in migrate["commands"]] == [["upgrade", HEAD]]
+    assert database.current_revisions() == [HEAD]
+
+
 def test_failing_revision_names_itself_and_keeps_the_last_commit(example_venv, database, run_playbook):
     broken = run_playbook("migrate.yml", runner=alembic_runner(example_venv, EXAMPLE_APP, "broken"), db=database.name)
     migrate = broken.task("Migrate")
