@@ -23,7 +23,14 @@ options:
     required: true
   runner_env:
     description:
-      - Extra environment for the runner, for example the C(DATABASE_URL) that the application's C(env.py) reads.
+      - Extra environment for the runner, for example the release a compose runner interpolates into its image tag.
+      - Its values are shown in the task's invocation; a secret goes in O(runner_secret_env).
+    type: dict
+    default: {}
+  runner_secret_env:
+    description:
+      - Extra environment for the runner that holds secrets, for example a C(DATABASE_URL) with a password that the
+        application's C(env.py) reads. Passed like O(runner_env) (which it overrides), never shown or returned.
     type: dict
     default: {}
   chdir:

@@ -71,6 +71,7 @@ def runner_argument_spec() -> dict:
     return dict(
         runner=dict(type="list", elements="str", required=True),
         runner_env=dict(type="dict", default={}),
+        runner_secret_env=dict(type="dict", default={}, no_log=True),
         chdir=dict(type="path"),
     )
 
@@ -96,6 +97,11 @@ class AlembicRunner:
         self.commands: list[list[str]] = []
         self.prefetched: dict[tuple, tuple[int, str, str]] = {}
         self.started = 0
+
+    @classmethod
+    def from_params(cls, params: dict) -> AlembicRunner:
+        """The runner of a module's runner options (runner_argument_spec); the secret environment wins."""
+        return cls(params["runner"], dict(params["runner_env"] or {}, **(params["runner_secret_env"] or {})), params["chdir"])
 
     def run(self, args: list[str], extra_env: dict | None = None) -> str:
         if not extra_env and tuple(args) in self.prefetched:

@@ -140,7 +140,7 @@ def main() -> None:
     argument_spec.update(alembic_argument_spec())
     argument_spec.update(revision=dict(type="str", default="heads"))
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    runner = AlembicRunner(module.params["runner"], module.params["runner_env"], module.params["chdir"])
+    runner = AlembicRunner.from_params(module.params)
     connection = connect(module, application_name=APPLICATION_NAME)
     try:
         status = AlembicStatus.read(runner, connection, module.params)

@@ -236,7 +236,7 @@ class Migration:
         self.module = module
         self.params = module.params
         self.started = time.monotonic()
-        self.runner = AlembicRunner(self.params["runner"], self.params["runner_env"], self.params["chdir"])
+        self.runner = AlembicRunner.from_params(self.params)
         self.application_name = "%s@%s:%d" % (self.params["application_name"], socket.gethostname(), os.getpid())
         self.connection = connect(module, application_name=self.application_name[:63])
         self.lock = None

@@ -242,7 +242,7 @@ class Planner:
     def __init__(self, module: AnsibleModule):
         self.module = module
         self.params = module.params
-        self.runner = AlembicRunner(self.params["runner"], self.params["runner_env"], self.params["chdir"])
+        self.runner = AlembicRunner.from_params(self.params)
         self.connection = connect(module, application_name=APPLICATION_NAME)
         self.squawk = find_squawk(module, self.params["squawk_path"]) if self.params["lint"] else None
 

@@ -46,14 +46,14 @@ STEP_KINDS = [
     ("the migration (the hand-run update runs it too)", ("Migrate the database",)),
     (
         "stop, start and health waits (the hand-run update has them too)",
-        ("replicas", "Start app, worker", "Wait until /health", "List the app containers"),
+        ("replicas", "Start ", "Stop ", "answers /health", "app container", "health"),
     ),
     ("verified backup", ("Back up before", "backup directory")),
     ("plan and pre-flight", ("migration plan", "sessions in the way", "rehearsal")),
     ("deploy lock", ("Deploy lock",)),
     ("ledger", ("ledger", "last successful deploy")),
-    ("stack files", ("Render the", "stack directory", "stack files")),
-    ("reading the stack", ("List the stack's containers", "on the host")),
+    ("stack files", ("Render the", "Write the env file", "Copy the", "stack directory", "stack files")),
+    ("reading the stack", ("List the stack's containers", "on the host", "Resolve the stack's compose files")),
     ("report and promotion evidence", ("report", "evidence", "promotion store")),
 ]
 HAND_RUN_KINDS = 2
@@ -68,9 +68,8 @@ def timed(action) -> float:
 
 def manual_check(target) -> None:
     """The seed's check: the services, the revision through the migration service, the app's answer."""
-    compose = ["compose", "--project-directory", str(target.stack_dir), "-p", target.project]
-    docker(*compose, "ps")
-    docker(*compose, "run", "--rm", "-T", "migration", "alembic", "current")
+    docker(*target.compose("ps"))
+    docker(*target.compose("run", "--rm", "-T", "migration", "alembic", "current"))
     with urllib.request.urlopen(target.app_url + "/health", timeout=10) as answer:
         answer.read()
 

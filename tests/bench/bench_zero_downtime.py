@@ -4,7 +4,7 @@
 
 Two compose projects of the example app at 1.1.0, each deployed by playbooks/deploy.yml (so both run the same
 stack, proxy included), then updated to 1.2.0 under the same load from four loopback clients:
-  (a) the hand-run procedure of our users' strategy document: stop app and worker, point compose.yml at the new
+  (a) the hand-run procedure of our users' strategy document: stop app and worker, point .env at the new
       release, `docker compose up migration` (alembic upgrade head), check its exit code, start app and worker;
   (b) `ansible-playbook playbooks/deploy.yml -e app_version=1.2.0 -e deploy_strategy=online`.
 Prints requests answered, failed, the longest time without a successful answer, the duration and the request rate
@@ -58,16 +58,15 @@ def deployed(root: Path) -> DeployTarget:
 
 def hand_run_update(target: DeployTarget) -> None:
     """The strategy document's update: stop, new code, migration service, exit code, start."""
-    compose = ["compose", "--project-directory", str(target.stack_dir), "-p", target.project]
-    docker(*compose, "stop", "app", "worker")
-    compose_file = target.stack_dir / "compose.yml"
-    compose_file.write_text(compose_file.read_text().replace(":%s" % FROM_VERSION, ":%s" % TO_VERSION))
+    docker(*target.compose("stop", "app", "worker"))
+    env_file = target.stack_dir / ".env"
+    env_file.write_text(env_file.read_text().replace('APP_VERSION="%s"' % FROM_VERSION, 'APP_VERSION="%s"' % TO_VERSION))
     # --exit-code-from: compose's exit code is the one-shot's, which the document says to check
-    up_migration = ["up", "--no-deps", "--exit-code-from", "migration", "migration"]
-    migration = subprocess.run(["docker", *compose, *up_migration], capture_output=True, check=False)
+    up_migration = target.compose("up", "--no-deps", "--exit-code-from", "migration", "migration")
+    migration = subprocess.run(["docker", *up_migration], capture_output=True, check=False)
     if migration.returncode != 0:
         raise SystemExit("the migration service failed: %s" % migration.stderr.decode()[-2000:])
-    docker(*compose, "up", "-d", "--no-deps", "app", "worker")
+    docker(*target.compose("up", "-d", "--no-deps", "app", "worker"))
     deadline = time.monotonic() + 60
     while target.health()[1].get("app_version") != TO_VERSION:
         if time.monotonic() > deadline:

@@ -46,6 +46,8 @@ stack_dir: {stack_dir}
 stack_app_image: {image}
 stack_postgres_port: {postgres_port}
 stack_app_port: {app_port}
+stack_health_release_field: app_version
+stack_health_revision_field: revision
 stack_health_timeout: 40
 stack_db_password: "{{{{ lookup('ansible.builtin.env', '{password_variable}') }}}}"
 deploy_backup_dir: {stack_dir}/backups
@@ -58,6 +60,8 @@ stack_project: {project}
 stack_app_image: {image}
 stack_postgres_port: {postgres_port}
 stack_app_port: {app_port}
+stack_health_release_field: app_version
+stack_health_revision_field: revision
 stack_health_timeout: 40
 deploy_backup_dir: {stack_dir}/backups
 deploy_promotion_store: {promotion_store}
@@ -222,6 +226,14 @@ class DeployTarget:
             if labels.get("com.docker.compose.oneoff") != "True":
                 found[labels["com.docker.compose.service"]] = (inspect["Id"], inspect["State"]["StartedAt"])
         return found
+
+    def compose(self, *args: str) -> list[str]:
+        """`docker compose` arguments for the stack's files as the playbooks write them (built-in compose file)."""
+        stack = str(self.stack_dir)
+        return [
+            "compose", "--project-directory", stack, "-p", self.project, "--env-file", stack + "/.env",
+            "-f", stack + "/compose.yml", "-f", stack + "/compose.safedeploy.yml", *args,
+        ]  # fmt: skip
 
     def down(self) -> None:
         leftovers = docker(

@@ -200,7 +200,7 @@ def test_status_and_backup_read_the_external_database(fleet):
     assert playbook.rc == 0, playbook.failures()
     for host in HOSTS:
         report = json.loads((fleet.stacks[host]["stack_dir"] / "status.json").read_text())
-        assert sorted(report["containers"]) == ["app", "proxy", "worker"]
+        assert sorted(report["containers"]) == ["app", "safedeploy-proxy", "worker"]
         assert report["revisions"]["current"] == ["0002_job_priority"] and report["ledger"]["error"] is None
     playbook = fleet.run("backup.yml")
     assert playbook.rc == 0, playbook.failures()

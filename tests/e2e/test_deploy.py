@@ -44,7 +44,7 @@ def target(deploy_target, release_images):
 def test_check_mode_first_deploy_creates_nothing(target):
     playbook = target.deploy("1.1.0", check=True)
     assert playbook.rc == 0, playbook.stdout[-3000:]
-    assert "for the first time" in playbook.task("Report a first deploy in check mode")["msg"]
+    assert "for the first time" in playbook.task("Report what check mode can tell without a plan")["msg"]
     assert not target.stack_dir.exists()
     assert target.containers() == {}
 
@@ -73,7 +73,7 @@ def test_rerun_of_the_same_release_changes_nothing(target):
     assert "unchanged since deploy" in playbook.task("Report nothing to do")["msg"]
     # the quick look decided: no plan container, no deploy lock, no render
     assert not playbook.ran("Compute the migration plan") and not playbook.ran("Deploy lock acquired")
-    assert not playbook.ran("Render the compose file for 1.1.0")
+    assert not playbook.ran("Write the env file .env for 1.1.0")
     assert target.containers() == before
     assert len(target.ledger()) == ledger_rows
     assert sorted((target.stack_dir / "backups").iterdir()) == backups

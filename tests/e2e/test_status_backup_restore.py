@@ -64,7 +64,7 @@ def test_status_reports_revisions_ledger_containers_and_health(target):
     assert report["ledger"]["deploy_locks"] == []
     containers = report["containers"]
     assert {service: containers[service]["state"] for service in containers} == dict.fromkeys(
-        ("app", "postgres", "proxy", "worker"), "running"
+        ("app", "postgres", "safedeploy-proxy", "worker"), "running"
     )
     assert (containers["app"]["health"], containers["app"]["image"]) == ("healthy", "orchestrator-example:1.2.0")
     health = report["app"]["health"]
@@ -102,8 +102,7 @@ def test_status_draws_the_revisions_and_deploys_once(target, tmp_path):
 
 
 def test_status_shows_the_log_of_a_migration_container(target):
-    compose = ["compose", "--project-directory", str(target.stack_dir), "-p", target.project]
-    docker(*compose, "-f", str(target.stack_dir / "compose.yml"), "up", "migration")
+    docker(*target.compose("up", "migration"))
     try:
         playbook = target.run("status.yml")
         assert playbook.rc == 0, playbook.stdout[-3000:]

@@ -147,7 +147,7 @@ def print_hand_over(jobs: list[dict], old_worker_log: str, deploy_seconds: float
 def target(deploy_target, release_images):
     for version in ("1.0.0", "1.1.0"):
         release_images(version)
-    playbook = deploy_target.deploy("1.0.0", stack_app_environment=WORKER_ENVIRONMENT)
+    playbook = deploy_target.deploy("1.0.0", stack_env=WORKER_ENVIRONMENT)
     assert playbook.rc == 0, playbook.failures()
     return deploy_target
 
@@ -157,7 +157,7 @@ def test_jobs_enqueued_during_an_online_deploy_are_each_processed_exactly_once(t
     old_worker = follow_logs(target.containers()["worker"][0])
     started = time.monotonic()
     with Enqueuer(target, customer_id) as enqueuer:
-        playbook = target.deploy("1.1.0", deploy_strategy="online", stack_app_environment=WORKER_ENVIRONMENT)
+        playbook = target.deploy("1.1.0", deploy_strategy="online", stack_env=WORKER_ENVIRONMENT)
     deploy_seconds = time.monotonic() - started
     assert playbook.rc == 0, playbook.failures()
     assert target.ledger()[-1]["strategy"] == "online"

@@ -118,6 +118,18 @@ def test_runner_passes_extra_environment(tmp_path):
     assert runner.run([], extra_env={"PGOPTIONS": "-c lock_timeout=1s"}) == "-c lock_timeout=1s|1\n"
 
 
+def test_runner_of_module_params_takes_the_secret_environment_too():
+    params = {
+        "runner": ["sh", "-c", 'echo "$APP_VERSION|$DATABASE_URL"', "alembic"],
+        "runner_env": {"APP_VERSION": "1.2.0", "DATABASE_URL": "postgresql://public@db/app"},
+        "runner_secret_env": {"DATABASE_URL": "postgresql://u:secret@db/scratch"},
+        "chdir": None,
+    }
+    runner = AlembicRunner.from_params(params)
+    assert runner.run([]) == "1.2.0|postgresql://u:secret@db/scratch\n"
+    assert "secret" not in repr(runner.commands)
+
+
 @pytest.mark.parametrize(
     "runner, position",
     [
