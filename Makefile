@@ -18,12 +18,13 @@ PG_CLUSTER := tests/integration/targets/setup_postgresql/files/pg_cluster.py
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS_ROOT)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help setup test-tree docker-host test-packages sanity units integration e2e lint test demo bench changelog clean
+.PHONY: help setup test-tree docker-host test-packages sanity units integration e2e lint test demo demo-down bench changelog clean
 
 help:
 	@echo "make setup        virtualenv $(VENV), the collection visible to Ansible and ansible-test"
 	@echo "make test         setup + sanity + unit + integration + e2e + lint (what CI runs)"
 	@echo "make demo         deploy the example application on this machine (inventories/local)"
+	@echo "make demo-down    remove the demo: its containers, volumes, network and .build/demo"
 	@echo "make bench        benchmarks under tests/bench (not part of make test)"
 
 $(VENV)/.installed: requirements/dev.txt
@@ -88,6 +89,31 @@ demo: setup docker-host
 	PYTHON=$(BIN)/python examples/orchestrator/build_wheelhouse.sh >/dev/null
 	$(BIN)/ansible-playbook -i inventories/local playbooks/deploy.yml
 	$(BIN)/ansible-playbook -i inventories/local playbooks/status.yml
+
+# The demo's compose project as inventories/local names it, and every file the demo wrote (stack, backups, reports,
+# promotion evidence, the generated password). Removed by the project's label, so it does not depend on the shape of
+# the stack's compose files; the password goes last, once nothing that uses it is left.
+DEMO_PROJECT := orchestrator-local
+DEMO_DIR := .build/demo
+demo-down:
+	@label=com.docker.compose.project=$(DEMO_PROJECT); removed=""; \
+	if command -v docker >/dev/null && ! docker info >/dev/null 2>&1 && [ -e $(DEMO_DIR) ]; then \
+	  echo "demo-down: docker does not answer: start it (make docker-host) and run again; nothing was removed" >&2; \
+	  exit 1; \
+	fi; \
+	if command -v docker >/dev/null && docker info >/dev/null 2>&1; then \
+	  containers=$$(docker ps -aq --filter label=$$label); \
+	  if [ -n "$$containers" ]; then \
+	    docker rm --force --volumes $$containers >/dev/null; removed="$$removed $$(echo $$containers | wc -w) container(s),"; \
+	  fi; \
+	  volumes=$$(docker volume ls -q --filter label=$$label); \
+	  if [ -n "$$volumes" ]; then docker volume rm $$volumes >/dev/null; removed="$$removed volume(s) $$(echo $$volumes),"; fi; \
+	  networks=$$(docker network ls --format '{{.Name}}' --filter label=$$label); \
+	  if [ -n "$$networks" ]; then docker network rm $$networks >/dev/null; removed="$$removed network(s) $$(echo $$networks),"; fi; \
+	fi; \
+	if [ -e $(DEMO_DIR) ]; then rm -rf $(DEMO_DIR); removed="$$removed $(DEMO_DIR)"; fi; \
+	if [ -n "$$removed" ]; then echo "demo-down: removed$${removed%,}"; \
+	else echo "demo-down: nothing to remove: no container, volume or network of $(DEMO_PROJECT), no $(DEMO_DIR)"; fi
 
 # every benchmark writes its figures to .build/bench; report.py then writes docs/benchmarks.md and its plots
 BENCH_RESULTS := .build/bench
