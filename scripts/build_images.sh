@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build local stand-ins for the official images our compose files name (no registry is reachable here).
-# Usage: scripts/build_images.sh [--force] [--rebuild-rootfs] [IMAGE...]   IMAGE: postgres python nginx (default: all)
+# Usage: scripts/build_images.sh [--force] [--rebuild-rootfs] [IMAGE...]   IMAGE: postgres python nginx redis (default: all)
 # Idempotent: an up-to-date image is skipped unless --force; debootstrap rootfs tarballs are cached.
 set -euo pipefail
 
@@ -33,7 +33,11 @@ image_nginx() {
   build_standin nginx:stable-bookworm nginx "nginx-light,ca-certificates"
 }
 
-readonly ALL_IMAGES=(postgres python nginx)
+image_redis() {
+  build_standin redis:7-bookworm redis "redis-server,ca-certificates"
+}
+
+readonly ALL_IMAGES=(postgres python nginx redis)
 
 # Optional per-image rootfs hooks, run on the unpacked rootfs before it is tarred.
 rootfs_tidy_postgres() {
