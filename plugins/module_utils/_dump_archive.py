@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import re
@@ -20,6 +19,7 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._backup impo
     checksum_backup,
     format_timestamp,
 )
+from ansible_collections.safedeploy.migrations.plugins.module_utils._pg_client import close_input, feed
 
 _CHUNK = 1024 * 1024
 
@@ -172,17 +172,3 @@ class ArchiveWriter:
             for name in dirs + names + ["."]:
                 os.chown(os.path.join(root, name), os.getuid(), os.getgid())
         return toc, checksum_backup(self.partial)
-
-
-def feed(reader, chunk: bytes) -> bool:
-    """Write to the verifying pg_restore; False once it has stopped reading (its exit code tells why)."""
-    try:
-        reader.stdin.write(chunk)
-        return True
-    except BrokenPipeError:
-        return False
-
-
-def close_input(reader) -> None:
-    with contextlib.suppress(BrokenPipeError):
-        reader.stdin.close()

@@ -22,6 +22,7 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._postgres im
 )
 
 CONTAINER_SCRATCH_DIR = "/tmp"
+_CHUNK = 1024 * 1024
 
 
 class ClientToolError(Exception):
@@ -40,6 +41,26 @@ def read_and_close(stderr_file) -> str:
     text = stderr_file.read().decode(errors="replace")
     stderr_file.close()
     return text
+
+
+def feed(process: subprocess.Popen, chunk: bytes) -> bool:
+    """Write to a tool's stdin; False once it has stopped reading (its exit code tells why)."""
+    try:
+        process.stdin.write(chunk)
+        return True
+    except BrokenPipeError:
+        return False
+
+
+def close_input(process: subprocess.Popen) -> None:
+    with contextlib.suppress(BrokenPipeError):
+        process.stdin.close()
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.kill()
+    process.wait()
 
 
 class PgClient:
@@ -125,6 +146,47 @@ class PgClient:
         if process.returncode != 0:
             raise ClientToolError(operation, process.args, process.returncode, stderr)
         return stdout.decode(errors="replace")
+
+    def pipe(self, source: tuple, sink: tuple, prefix: bytes, stdin_path: str | None = None) -> None:
+        """Run `sink` on `prefix` followed by the output of `source`; both are (operation, tool, args).
+
+        When both fail, the source's error is raised if it ended on its own (the sink only saw its output cut
+        short), the sink's when the sink stopped reading first (the source, still writing, is then stopped).
+        """
+        producer = self.start(source[0], source[1], source[2], stdin=stdin_path, stdout=subprocess.PIPE)
+        try:
+            consumer = self.start(sink[0], sink[1], sink[2], stdin=subprocess.PIPE, stdout=os.devnull)
+        except ClientToolError:
+            stop(producer)
+            raise
+        source_drained = False
+        try:
+            reading = feed(consumer, prefix)
+            while reading:
+                chunk = producer.stdout.read(_CHUNK)
+                source_drained = not chunk
+                reading = not source_drained and feed(consumer, chunk)
+        except BaseException:
+            # an interrupt: the sink must not go on with half its input, nor the source outlive it
+            for process in (consumer, producer):
+                stop(process)
+            raise
+        close_input(consumer)
+        if not source_drained:
+            # the sink stopped reading: the source would block on the full pipe for ever
+            stop(producer)
+        sink_error = None
+        try:
+            self.finish(sink[0], consumer)
+        except ClientToolError as exc:
+            sink_error = exc
+        try:
+            self.finish(source[0], producer)
+        except ClientToolError:
+            if source_drained or not sink_error:
+                raise
+        if sink_error:
+            raise sink_error
 
     def check_container_running(self) -> None:
         argv = [self.docker_binary(), "inspect", "--format", "{{.State.Running}}", self.container]

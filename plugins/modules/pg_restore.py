@@ -17,7 +17,17 @@ description:
     refused with the reason.
   - Refuses to restore into a database that already holds tables unless O(clean=true), so nothing is mixed or lost
     by accident.
-  - With O(jobs=1) the restore runs in a single transaction, so a failure leaves the target as it was.
+  - With O(clean=true) the database ends as the backup holds it. Every schema but the system ones (and all they
+    hold, tables, types, functions, sequences...), every extension created after initdb and every large object are
+    dropped, the public schema is recreated as initdb makes it, then the backup's objects are restored; anything
+    created after the backup, such as a failed migration's tables, types, schemas and extensions, is gone.
+  - The drop and the restore are one transaction, run by C(psql) from the SQL that C(pg_restore) writes; a failure
+    anywhere, even half-way through the data, leaves the database exactly as it was.
+  - Objects outside any schema are not dropped first (roles, tablespaces, the database's own settings, comment and
+    privileges, publications, subscriptions, event triggers, casts, procedural languages, foreign-data wrappers and
+    servers, default privileges not tied to a schema); those the backup holds are dropped and recreated as
+    C(pg_restore --clean --if-exists) does.
+  - Into a new or empty database with O(jobs=1) the restore is one transaction as well.
 extends_documentation_fragment:
   - safedeploy.migrations._postgres
   - safedeploy.migrations._attributes
@@ -26,7 +36,10 @@ attributes:
   check_mode:
     support: full
     details:
-      - Verifies the backup and inspects the target database, then reports whether it would create and restore it.
+      - Verifies the backup, reads its table of contents and inspects the target database, then reports whether it
+        would create it and, with O(clean=true), what it would drop (RV(dropped_schemas), RV(not_in_backup),
+        RV(clean_statements)).
+      - A directory backup restored through O(container) is copied into the container to be read, and removed.
   diff_mode:
     support: none
 options:
@@ -52,8 +65,10 @@ options:
     default: false
   clean:
     description:
-      - Drop and recreate the objects of the backup that exist in the target (C(pg_restore --clean --if-exists)).
+      - Replace everything the existing target holds with the backup, in one transaction; see the description.
       - Needed to restore into a database that already holds tables, for example for a rollback.
+      - The login role must be able to drop every schema, extension and large object of the target (their owner, or
+        a superuser) and to recreate the public schema (the database owner).
     type: bool
     default: false
   no_owner:
@@ -63,24 +78,27 @@ options:
     default: false
   jobs:
     description:
-      - Number of parallel restore jobs. With more than one the restore is not a single transaction.
+      - Number of parallel restore jobs, for a restore into a new or empty database; with more than one that
+        restore is not a single transaction (a database created for it is dropped again when it fails).
+      - A restore with O(clean=true) into an existing database is one transaction, which parallel jobs cannot
+        share, so more than one job is then refused.
     type: int
     default: 1
   container:
     description:
-      - Name of a running container that runs the PostgreSQL server; C(pg_restore) then runs inside it with
-        C(docker exec). The connection options are seen from inside the container.
+      - Name of a running container that runs the PostgreSQL server; C(pg_restore) (and C(psql) for a clean
+        restore) then run inside it with C(docker exec). The connection options are seen from inside the container.
     type: str
   bin_dir:
     description:
-      - Directory holding C(pg_restore) on the managed host; the E(PATH) is searched when not set.
+      - Directory holding C(pg_restore) and C(psql) on the managed host; the E(PATH) is searched when not set.
     type: path
 seealso:
   - module: safedeploy.migrations.pg_backup
 """
 
 EXAMPLES = r"""
-- name: Restore the backup taken before the failed deploy, replacing the current objects
+- name: Restore the backup taken before the failed deploy; what the migration created is dropped
   safedeploy.migrations.pg_restore:
     login_user: erpmax
     login_password: "{{ vault_db_password }}"
@@ -113,10 +131,55 @@ created:
   type: bool
   sample: false
 cleaned:
-  description: Whether existing objects were (or would be) replaced.
+  description: Whether the existing database was (or would be) emptied before the backup was restored.
   returned: always
   type: bool
   sample: true
+dropped_schemas:
+  description:
+    - The schemas of the target that were (or would be) dropped with everything in them before the restore; public
+      is recreated empty, and the backup recreates its own.
+  returned: when cleaned
+  type: list
+  elements: str
+  sample: ["public", "safedeploy"]
+dropped_extensions:
+  description: The extensions of the target that were (or would be) dropped before the restore.
+  returned: when cleaned
+  type: list
+  elements: str
+  sample: ["pgcrypto"]
+dropped_large_objects:
+  description: How many large objects of the target were (or would be) removed before the restore.
+  returned: when cleaned
+  type: int
+  sample: 0
+not_in_backup:
+  description: What the target held and the backup does not, so it is gone after the restore.
+  returned: when cleaned
+  type: dict
+  contains:
+    schemas:
+      description: Schemas.
+      type: list
+      elements: str
+    extensions:
+      description: Extensions.
+      type: list
+      elements: str
+    relations:
+      description: Tables, views, materialized views, sequences and foreign tables, as C(schema.name).
+      type: list
+      elements: str
+  sample: {"schemas": [], "extensions": [], "relations": ["public.invoices", "safedeploy.revision_checksums"]}
+clean_statements:
+  description:
+    - The statements that empty the target, run (or to be run) in the restore's transaction before the backup's SQL.
+  returned: when cleaned
+  type: list
+  elements: str
+  sample: ["DROP SCHEMA IF EXISTS \"public\", \"safedeploy\" CASCADE",
+           "CREATE SCHEMA public AUTHORIZATION pg_database_owner"]
 manifest:
   description: The manifest of the backup, as written by M(safedeploy.migrations.pg_backup).
   returned: success
@@ -128,25 +191,37 @@ duration_seconds:
   type: float
   sample: 3.2
 commands:
-  description: The commands run, as argument lists; the password is never part of them.
+  description:
+    - The commands run, as argument lists; the password is never part of them.
+    - A clean restore is two of them, C(pg_restore --file=-) whose output goes through the module into C(psql).
   returned: always
   type: list
   elements: list
   sample: [["/usr/bin/pg_restore", "--list", "/var/backups/erpmax/x.dump"]]
 queries:
-  description: The SQL statements run.
+  description: The SQL statements run (in check mode only those that inspected the target).
   returned: always
   type: list
   elements: str
   sample: ["SELECT 1 FROM pg_database WHERE datname = 'erpmax_orchestrator'"]
 """
 
+import contextlib
 import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.safedeploy.migrations.plugins.module_utils._backup import checksum_problems, read_manifest
+from ansible_collections.safedeploy.migrations.plugins.module_utils._clean_restore import (
+    INVENTORY_QUERY,
+    clean_script,
+    clean_statements,
+    get_psql_cmd,
+    get_script_cmd,
+    not_in_backup,
+    parse_inventory,
+)
 from ansible_collections.safedeploy.migrations.plugins.module_utils._dump_archive import get_list_cmd
 from ansible_collections.safedeploy.migrations.plugins.module_utils._pg_client import ClientToolError, PgClient
 from ansible_collections.safedeploy.migrations.plugins.module_utils._postgres import (
@@ -161,10 +236,17 @@ WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
 AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'"""
 
 
+class RestoreFailed(Exception):
+    """Ends the module once the scratch copy is gone: a sentence, and the client tool's failure when one failed."""
+
+    def __init__(self, msg: str, tool_error: ClientToolError | None = None):
+        super().__init__(msg if tool_error is None else "%s: %s" % (msg, tool_error))
+        self.tool_error = tool_error
+
+
 def get_restore_cmd(params: dict, conninfo: str, archive: str | None) -> list[str]:
+    """pg_restore into a new or empty database (a clean restore goes through psql instead)."""
     args = ["--dbname=%s" % conninfo, "--exit-on-error"]
-    if params["clean"]:
-        args += ["--clean", "--if-exists"]
     if params["no_owner"]:
         args.append("--no-owner")
     # one transaction makes a failed restore leave the target untouched; parallel jobs cannot share one
@@ -190,26 +272,46 @@ class RestoreManager:
         if self.client.container:
             self.client.check_container_running()
         try:
-            self.read_table_of_contents(backup_path, manifest)
+            with self.archive_in_reach(backup_path, manifest) as archive:
+                self.inspect_and_restore(database, backup_path, archive)
+        except RestoreFailed as exc:
+            failure = exc.tool_error
+            if failure is not None:
+                self.result.update(cmd=failure.argv, rc=failure.rc, stderr=failure.stderr)
+            self.module.fail_json(msg=str(exc), **self.result)
+        self.module.exit_json(**self.result)
+
+    def inspect_and_restore(self, database: str, backup_path: str, archive: tuple) -> None:
+        try:
+            toc = self.client.run("pg_restore --list", "pg_restore", get_list_cmd(archive[0]), stdin_path=archive[1])
             exists = self.database_exists(database)
             self.check_target(database, exists)
+            statements = self.plan_clean(database, toc) if self.params["clean"] and exists else None
         except ClientToolError as exc:
-            self.fail("cannot inspect the restore target %s" % database, exc)
-        self.result.update(changed=True, created=not exists, cleaned=self.params["clean"] and exists)
+            raise RestoreFailed("cannot inspect the restore target %s" % database, exc) from exc
+        self.result.update(changed=True, created=not exists, cleaned=statements is not None)
         if self.module.check_mode:
-            self.module.exit_json(**self.result)
+            return
 
         started = time.monotonic()
         if not exists:
             self.create_database(database)
         try:
-            self.restore(database, backup_path, manifest)
+            if statements is None:
+                self.restore(database, archive)
+            else:
+                self.clean_restore(database, archive, statements)
         except ClientToolError as exc:
             if not exists:
                 self.drop_created_database(database)
-            self.fail("restore of %s into database %s failed" % (backup_path, database), exc)
+            if statements is None:
+                raise RestoreFailed("restore of %s into database %s failed" % (backup_path, database), exc) from exc
+            raise RestoreFailed(
+                "clean restore of %s into database %s failed and was rolled back, the database is as it was"
+                % (backup_path, database),
+                exc,
+            ) from exc
         self.result["duration_seconds"] = round(time.monotonic() - started, 3)
-        self.module.exit_json(**self.result)
 
     def verified_backup(self) -> tuple[dict, str]:
         try:
@@ -224,11 +326,34 @@ class RestoreManager:
             )
         return manifest, backup_path
 
-    def read_table_of_contents(self, backup_path: str, manifest: dict) -> None:
+    @contextlib.contextmanager
+    def archive_in_reach(self, backup_path: str, manifest: dict):
+        """(path, stdin path) of the archive for pg_restore: a path on the host or in the container, or stdin."""
         if not self.client.container:
-            self.client.run("pg_restore --list", "pg_restore", get_list_cmd(backup_path))
-        elif manifest["format"] == "custom":
-            self.client.run("pg_restore --list", "pg_restore", get_list_cmd(None), stdin_path=backup_path)
+            yield backup_path, None
+            return
+        # a directory archive and parallel jobs need a path; a custom archive streams through stdin otherwise
+        needs_path = manifest["format"] == "directory" or (self.params["jobs"] > 1 and not self.module.check_mode)
+        if not needs_path:
+            yield None, backup_path
+            return
+        scratch = self.client.scratch_path(".safedeploy-restore-%s" % os.path.basename(backup_path))
+        try:
+            self.client.docker(
+                "copy the backup into the container", ["cp", backup_path, "%s:%s" % (self.client.container, scratch)]
+            )
+        except ClientToolError as exc:
+            raise RestoreFailed("cannot restore %s" % backup_path, exc) from exc
+        try:
+            yield scratch, None
+        finally:
+            self.remove_scratch(scratch)
+
+    def remove_scratch(self, scratch: str) -> None:
+        try:
+            self.client.docker("remove the scratch copy", ["exec", self.client.container, "rm", "-rf", scratch])
+        except ClientToolError as exc:
+            self.module.warn("could not remove %s from container %s: %s" % (scratch, self.client.container, exc))
 
     def database_exists(self, database: str) -> bool:
         query = sql.SQL("SELECT 1 FROM pg_database WHERE datname = {}").format(sql.Literal(database))
@@ -236,17 +361,33 @@ class RestoreManager:
 
     def check_target(self, database: str, exists: bool) -> None:
         if not exists and not self.params["create"]:
-            self.module.fail_json(
-                msg="target database %s does not exist; set create: true to create it" % database, **self.result
-            )
+            raise RestoreFailed("target database %s does not exist; set create: true to create it" % database)
         if exists and not self.params["clean"]:
             relations = int(self.client.rows(database, sql.SQL(USER_RELATIONS))[0][0])
             if relations:
-                self.module.fail_json(
-                    msg="target database %s already holds %d tables, views or sequences; nothing was restored; "
-                    "set clean: true to replace the objects of the backup" % (database, relations),
-                    **self.result,
+                raise RestoreFailed(
+                    "target database %s already holds %d tables, views or sequences; nothing was restored; "
+                    "set clean: true to replace them with the backup" % (database, relations)
                 )
+        if exists and self.params["clean"] and self.params["jobs"] > 1:
+            raise RestoreFailed(
+                "jobs: %d cannot restore into the existing database %s with clean: true, nothing was restored: "
+                "a clean restore is one transaction, which parallel jobs cannot share; set jobs: 1, or restore "
+                "into a new database with create: true" % (self.params["jobs"], database)
+            )
+
+    def plan_clean(self, database: str, toc: str) -> list[str]:
+        """The statements that empty the target, and what of it the backup does not bring back."""
+        inventory = parse_inventory(self.client.rows(database, sql.SQL(INVENTORY_QUERY)))
+        statements = clean_statements(inventory)
+        self.result.update(
+            dropped_schemas=inventory["schemas"],
+            dropped_extensions=inventory["extensions"],
+            dropped_large_objects=inventory["large_objects"],
+            not_in_backup=not_in_backup(inventory, toc),
+            clean_statements=statements,
+        )
+        return statements
 
     def create_database(self, database: str) -> None:
         try:
@@ -254,7 +395,7 @@ class RestoreManager:
                 self.params["maintenance_db"], sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database))
             )
         except ClientToolError as exc:
-            self.fail("cannot create database %s" % database, exc)
+            raise RestoreFailed("cannot create database %s" % database, exc) from exc
 
     def drop_created_database(self, database: str) -> None:
         try:
@@ -264,29 +405,18 @@ class RestoreManager:
         except ClientToolError:
             self.module.warn("could not drop database %s created for the failed restore" % database)
 
-    def restore(self, database: str, backup_path: str, manifest: dict) -> None:
-        conninfo = self.client.conninfo(database)
-        operation = "pg_restore"
-        if not self.client.container:
-            self.client.run(operation, "pg_restore", get_restore_cmd(self.params, conninfo, backup_path))
-        elif manifest["format"] == "custom" and self.params["jobs"] == 1:
-            self.client.run(
-                operation, "pg_restore", get_restore_cmd(self.params, conninfo, None), stdin_path=backup_path
-            )
-        else:
-            # directory archives and parallel jobs need the archive as a path inside the container
-            scratch = self.client.scratch_path(".safedeploy-restore-%s" % os.path.basename(backup_path))
-            self.client.docker(
-                "copy the backup into the container", ["cp", backup_path, "%s:%s" % (self.client.container, scratch)]
-            )
-            try:
-                self.client.run(operation, "pg_restore", get_restore_cmd(self.params, conninfo, scratch))
-            finally:
-                self.client.docker("remove the scratch copy", ["exec", self.client.container, "rm", "-rf", scratch])
+    def restore(self, database: str, archive: tuple) -> None:
+        args = get_restore_cmd(self.params, self.client.conninfo(database), archive[0])
+        self.client.run("pg_restore", "pg_restore", args, stdin_path=archive[1])
 
-    def fail(self, operation: str, exc: ClientToolError) -> None:
-        self.module.fail_json(
-            msg="%s: %s" % (operation, exc), cmd=exc.argv, rc=exc.rc, stderr=exc.stderr, **self.result
+    def clean_restore(self, database: str, archive: tuple, statements: list[str]) -> None:
+        """The statements, then the archive's SQL, in one psql session and one transaction."""
+        self.client.queries.extend(statements)
+        self.client.pipe(
+            ("pg_restore", "pg_restore", get_script_cmd(self.params, archive[0])),
+            ("psql", "psql", get_psql_cmd(self.client.conninfo(database))),
+            clean_script(statements),
+            stdin_path=archive[1],
         )
 
 
