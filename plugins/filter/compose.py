@@ -35,8 +35,9 @@ def env_value_text(name: str, value) -> str:
             raise AnsibleFilterError("compose_env_file: the value of %s holds a NUL character" % name)
         return text
     # the value itself may be a secret: only its type is named
+    kind = type(value).__name__
     raise AnsibleFilterError(
-        "compose_env_file: the value of %s is a %s; an env file holds strings and numbers only" % (name, type(value).__name__)
+        "compose_env_file: the value of %s is a %s; an env file holds strings and numbers" % (name, kind)
     )
 
 
@@ -87,14 +88,16 @@ def named_services(services: dict) -> dict:
         raise AnsibleFilterError("stack_services must be a dict with database, migration, app and workers")
     unknown = sorted(set(services) - set(ROLES))
     if unknown:
-        raise AnsibleFilterError("stack_services: unknown key(s) %s; known: %s" % (", ".join(unknown), ", ".join(ROLES)))
+        known = ", ".join(ROLES)
+        raise AnsibleFilterError("stack_services: unknown key(s) %s; known: %s" % (", ".join(unknown), known))
     named = {}
     for role in ROLES:
         value = services.get(role)
         names = value if isinstance(value, list) else [] if value in (None, "") else [value]
         for name in names:
             if not isinstance(name, str) or not SERVICE_NAME.match(name):
-                raise AnsibleFilterError("stack_services.%s: %s is not a compose service name" % (role, json.dumps(name)))
+                problem = "%s is not a compose service name" % json.dumps(name)
+                raise AnsibleFilterError("stack_services.%s: %s" % (role, problem))
         named[role] = names
     for role in ("migration", "app"):
         if len(named[role]) == 0:

@@ -101,7 +101,8 @@ class AlembicRunner:
     @classmethod
     def from_params(cls, params: dict) -> AlembicRunner:
         """The runner of a module's runner options (runner_argument_spec); the secret environment wins."""
-        return cls(params["runner"], dict(params["runner_env"] or {}, **(params["runner_secret_env"] or {})), params["chdir"])
+        runner_env = dict(params["runner_env"] or {}, **(params["runner_secret_env"] or {}))
+        return cls(params["runner"], runner_env, params["chdir"])
 
     def run(self, args: list[str], extra_env: dict | None = None) -> str:
         if not extra_env and tuple(args) in self.prefetched:

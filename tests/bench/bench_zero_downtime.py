@@ -60,7 +60,8 @@ def hand_run_update(target: DeployTarget) -> None:
     """The strategy document's update: stop, new code, migration service, exit code, start."""
     docker(*target.compose("stop", "app", "worker"))
     env_file = target.stack_dir / ".env"
-    env_file.write_text(env_file.read_text().replace('APP_VERSION="%s"' % FROM_VERSION, 'APP_VERSION="%s"' % TO_VERSION))
+    release = 'APP_VERSION="%s"'
+    env_file.write_text(env_file.read_text().replace(release % FROM_VERSION, release % TO_VERSION))
     # --exit-code-from: compose's exit code is the one-shot's, which the document says to check
     up_migration = target.compose("up", "--no-deps", "--exit-code-from", "migration", "migration")
     migration = subprocess.run(["docker", *up_migration], capture_output=True, check=False)

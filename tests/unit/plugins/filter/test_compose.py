@@ -44,7 +44,7 @@ TEAM_CONFIG = {
     [
         ("plain", 'A="plain"'),
         ("pa$$word ${HOME} $X", r'A="pa\$\$word \${HOME} \$X"'),
-        ("it's \"quoted\"", r'A="it' + "'" + r's \"quoted\""'),
+        ('it\'s "quoted"', r'A="it' + "'" + r's \"quoted\""'),
         ("back\\slash\\n", r'A="back\\slash\\n"'),
         ("two\nlines\r\n", r'A="two\nlines\r\n"'),
         ("\ttab # not a comment", r'A="\ttab # not a comment"'),
@@ -225,7 +225,11 @@ def test_extra_files_are_checked(items, message):
 @pytest.mark.parametrize(
     "url, database, expected",
     [
-        ("postgresql://orchestrator@postgres:5432/orchestrator", "scratch", "postgresql://orchestrator@postgres:5432/scratch"),
+        (
+            "postgresql://orchestrator@postgres:5432/orchestrator",
+            "scratch",
+            "postgresql://orchestrator@postgres:5432/scratch",
+        ),
         (
             "postgresql+psycopg://shop:p%40ss@postgres/shop?sslmode=disable",
             "shop_test_1",
