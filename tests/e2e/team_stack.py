@@ -35,7 +35,14 @@ LOCAL_HOSTS = {"all": {"children": {"app": {"hosts": {"localhost": {"ansible_con
 class TeamTarget:
     """The storefront team's environment on this machine, driven by the installed collection."""
 
-    def __init__(self, root: Path, installed, name: str = "team"):
+    def __init__(
+        self,
+        root: Path,
+        installed,
+        name: str = "team",
+        compose_text: str | None = None,
+        machine_vars: dict | None = None,
+    ):
         self.root = root
         self.installed = installed
         self.project = "sdm-%s-%s" % (name, uuid.uuid4().hex[:6])
@@ -48,7 +55,11 @@ class TeamTarget:
             "STOREFRONT_SECRET_KEY": "sk-%s" % secrets.token_hex(8),
             "STOREFRONT_API_TOKEN": "tok-%s" % secrets.token_hex(8),
         }
-        shutil.copy(STOREFRONT / COMPOSE_FILE_NAME, root / COMPOSE_FILE_NAME)
+        # the team's file as the example has it, or a variant of it the test wrote
+        if compose_text is None:
+            shutil.copy(STOREFRONT / COMPOSE_FILE_NAME, root / COMPOSE_FILE_NAME)
+        else:
+            (root / COMPOSE_FILE_NAME).write_text(compose_text)
         self.inventory = root / "inventory"
         group_vars = self.inventory / "group_vars" / "all"
         group_vars.mkdir(parents=True)
@@ -64,6 +75,7 @@ class TeamTarget:
             stack_app_port=self.app_port,
             deploy_backup_dir=str(self.stack_dir / "backups"),
             deploy_promotion_store=str(root / "promotion"),
+            **(machine_vars or {}),
         )
         (group_vars / "this_machine.yml").write_text(yaml.safe_dump(this_machine))
 
@@ -117,7 +129,7 @@ class TeamTarget:
             "ps", "--filter", "label=com.docker.compose.project=%s" % self.project,
             "--format", '{{.Label "com.docker.compose.service"}}\t{{.Ports}}',
         ).splitlines():  # fmt: skip
-            service, _, ports = line.partition("\t")
+            service, _tab, ports = line.partition("\t")
             published = [port for port in ports.split(", ") if "->" in port]
             if published:
                 found.setdefault(service, []).extend(published)

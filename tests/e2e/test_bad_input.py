@@ -50,6 +50,7 @@ def mistyped_path(target, tmp_path: Path) -> Path:
 
 EXTERNAL_DATABASE = {"stack_postgres_enabled": False, "stack_db_host": "127.0.0.1"}
 NO_RUNNER = {"stack_alembic_command": ["alembic-nope"]}
+STACK_SERVICES = {"database": "postgres", "migration": "migration", "app": ["app"], "workers": ["worker"]}
 
 CASES = [
     # wrong types
@@ -94,6 +95,47 @@ CASES = [
             "test_migrations.yml", dict(UPDATE, migration_test_walk="sometimes"), "argument 'migration_test_walk'"
         ),
         id="migration-test-walk-not-a-boolean",
+    ),
+    # the team's stack described wrong
+    pytest.param(
+        BadInput(
+            "deploy.yml", dict(UPDATE, stack_services={"app": ["app"], "workers": ["worker"]}), "migration must name"
+        ),
+        id="stack-services-without-migration",
+    ),
+    pytest.param(
+        BadInput(
+            "deploy.yml", dict(UPDATE, stack_services={**STACK_SERVICES, "app": ["web"]}), "define no service web"
+        ),
+        id="stack-services-name-a-missing-service",
+    ),
+    pytest.param(
+        BadInput("deploy.yml", dict(UPDATE, stack_env={"BAD\nprivileged: true": "x"}), "is not a variable name"),
+        id="stack-env-name-injects-yaml",
+    ),
+    pytest.param(
+        BadInput("deploy.yml", dict(UPDATE, stack_env={"NESTED": {"a": 1}}), "the value of NESTED is a dict"),
+        id="stack-env-value-not-a-scalar",
+    ),
+    pytest.param(
+        BadInput(
+            "deploy.yml",
+            dict(UPDATE, stack_compose_extra_files=[{"src": "/etc/hostname", "dest": "../escape"}]),
+            "must be a relative path inside the stack directory",
+        ),  # fmt: skip
+        id="extra-file-outside-the-stack",
+    ),
+    pytest.param(
+        BadInput("deploy.yml", dict(UPDATE, stack_bind_address="0.0.0.0"), "stack_bind_address is no longer"),
+        id="removed-stack-bind-address",
+    ),
+    pytest.param(
+        BadInput("deploy.yml", dict(UPDATE, stack_proxy="none", deploy_strategy="online"), "needs a proxy in front"),
+        id="online-without-a-proxy",
+    ),
+    pytest.param(
+        BadInput("deploy.yml", dict(UPDATE, stack_compose_file="/nonexistent/docker-compose.prod.yml"), "nonexistent"),
+        id="compose-file-missing",
     ),
     # unknown choices
     pytest.param(
