@@ -4,7 +4,7 @@
 
 The tests run in file order on one compose project (module-scoped), like a team shipping release after release:
 first deploy, no-op re-run, check mode, an online update, a destructive update, a failing migration, an app
-that never gets healthy.
+that never gets healthy, rollbacks back through that history.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import threading
 import time
 
 import pytest
+from compose_stack import docker
 
 pytest_plugins = ("compose_stack", "deploy_stack")
 
@@ -228,6 +229,77 @@ def test_rollback_by_downgrade_goes_one_deploy_further_back(target):
     entry = target.ledger()[-1]
     assert (entry["kind"], entry["rollback_method"], entry["app_version_from"]) == ("rollback", "downgrade", "1.2.0")
     assert target.scalar("SELECT count(*) FROM customers WHERE email = 'kept@example.com'") == 1
+
+
+def test_a_rollback_after_a_redeploy_goes_back_where_the_last_rollback_went(target):
+    # 1.1.0 runs again, the state of the first deploy; 1.2.0 once more, then back: to 1.1.0, not to a release the
+    # ledger holds from before the rollback
+    first = target.ledger()[0]
+    redeploy = target.deploy("1.2.0")
+    assert redeploy.rc == 0, redeploy.failures()
+    redeployed = target.ledger()[-1]
+    assert (redeployed["kind"], redeployed["app_version_to"], redeployed["outcome"]) == ("deploy", "1.2.0", "succeeded")
+    playbook = target.run("rollback.yml")
+    assert playbook.rc == 0, playbook.failures()
+    assert playbook.task("Report the rollback")["msg"].startswith(
+        "rolling back 1.2.0 -> 1.1.0 (ledger id %d, revision 0002_job_priority), undoing ledger id(s) %d, by downgrade"
+        % (first["id"], redeployed["id"])
+    )
+    status, health = target.health()
+    assert (status, health["app_version"], health["revision"]) == (200, "1.1.0", "0002_job_priority")
+    entry = target.ledger()[-1]
+    assert (entry["kind"], entry["outcome"], entry["app_version_from"], entry["app_version_to"]) == (
+        "rollback",
+        "succeeded",
+        "1.2.0",
+        "1.1.0",
+    )
+    assert int(entry["details"]["rollback_to_deploy_id"]) == first["id"]
+
+
+def test_a_rollback_with_nothing_to_do_changes_nothing(target):
+    first = target.ledger()[0]
+    before = (target.containers(), target.ledger(), target.files())
+    # the first deploy's release and revision run already
+    playbook = target.run("rollback.yml", rollback_to_deploy_id=first["id"])
+    assert playbook.rc == 0, playbook.failures()
+    assert changed(playbook) == 0
+    assert playbook.task("Report nothing to do")["msg"] == (
+        "nothing to do: %s already runs 1.1.0 on revision 0002_job_priority (the state of ledger id %d)"
+        % (target.project, first["id"])
+    )
+    for step in ("Take the deploy lock, or refuse while a deploy runs", "Record the rollback in the ledger"):
+        assert not playbook.ran(step), step
+    assert not playbook.ran("Stop app and worker") and not playbook.ran("Start the target release, gated on /health")
+    assert (target.containers(), target.ledger(), target.files()) == before
+    # and nothing ran before the first deploy's state: the next rollback has nowhere to go
+    refused = target.run("rollback.yml")
+    assert refused.rc != 0
+    assert refused.task("Refuse a rollback that has no target")["msg"] == (
+        "no successful deploy of e2e to go back to (nothing before deploy %d (1.1.0 at 0002_job_priority), whose "
+        "state runs now, left another release or revision)" % first["id"]
+    )
+    assert (target.containers(), target.ledger(), target.files()) == before
+
+
+def test_a_rollback_to_the_release_the_ledger_says_runs_is_refused_while_the_app_is_down(target):
+    first = target.ledger()[0]
+    project = "label=com.docker.compose.project=%s" % target.project
+    apps = docker("ps", "-q", "--filter", project, "--filter", "label=com.docker.compose.service=app").split()
+    docker("stop", *apps)
+    try:
+        playbook = target.run("rollback.yml", rollback_to_deploy_id=first["id"])
+        assert playbook.rc != 0
+        assert playbook.task("Refuse when the app does not run the release the ledger says runs")["msg"].endswith(
+            "but its app runs nothing; start 1.1.0 again with playbooks/deploy.yml -e app_version=1.1.0"
+        )
+        assert not playbook.ran("Record the rollback in the ledger")
+    finally:
+        docker("start", *apps)
+    deadline = time.monotonic() + 60
+    while target.health()[0] != 200 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert target.health()[1]["app_version"] == "1.1.0"
 
 
 def unchanged_after(target, playbook_run):
