@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from ansible.errors import AnsibleFilterError
@@ -35,7 +36,9 @@ def env_value_text(name: str, value) -> str:
             raise AnsibleFilterError("compose_env_file: the value of %s holds a NUL character" % name)
         return text
     # the value itself may be a secret: only its type is named
-    kind = type(value).__name__
+    kind = (
+        "dict" if isinstance(value, Mapping) else "list" if isinstance(value, (list, tuple)) else type(value).__name__
+    )
     raise AnsibleFilterError(
         "compose_env_file: the value of %s is a %s; an env file holds strings and numbers" % (name, kind)
     )
@@ -73,7 +76,9 @@ def compose_networks(compose, service: str) -> list:
     """The networks a service of a compose file (parsed YAML) joins; ['default'] when it names none."""
     services = (compose.get("services") if isinstance(compose, dict) else None) or {}
     if service not in services:
-        raise AnsibleFilterError("compose_networks: the compose file defines no service %s" % json.dumps(service))
+        raise AnsibleFilterError(
+            "the compose file defines no service %s; it defines: %s" % (service, ", ".join(sorted(services)) or "none")
+        )
     networks = (services[service] or {}).get("networks")
     if isinstance(networks, dict):
         return sorted(networks)

@@ -105,7 +105,7 @@ CASES = [
     ),
     pytest.param(
         BadInput(
-            "deploy.yml", dict(UPDATE, stack_services={**STACK_SERVICES, "app": ["web"]}), "define no service web"
+            "deploy.yml", dict(UPDATE, stack_services={**STACK_SERVICES, "app": ["web"]}), "defines no service web"
         ),
         id="stack-services-name-a-missing-service",
     ),

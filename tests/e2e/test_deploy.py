@@ -270,7 +270,9 @@ def test_a_rollback_with_nothing_to_do_changes_nothing(target):
     )
     for step in ("Take the deploy lock, or refuse while a deploy runs", "Record the rollback in the ledger"):
         assert not playbook.ran(step), step
-    assert not playbook.ran("Stop app and worker") and not playbook.ran("Start the target release, gated on /health")
+    assert not playbook.ran("Stop app and worker") and not playbook.ran(
+        "Start the target release, behind the health gate"
+    )
     assert (target.containers(), target.ledger(), target.files()) == before
     # and nothing ran before the first deploy's state: the next rollback has nowhere to go
     refused = target.run("rollback.yml")

@@ -122,7 +122,7 @@ def test_networks_of_a_service(service, networks):
 
 
 def test_networks_of_a_missing_service():
-    with pytest.raises(AnsibleFilterError, match='no service "web"'):
+    with pytest.raises(AnsibleFilterError, match="defines no service web; it defines: app"):
         compose_networks({"services": {"app": {}}}, "web")
     with pytest.raises(AnsibleFilterError):
         compose_networks("not a compose file", "web")
