@@ -106,22 +106,22 @@ def build_orchestrator_image() -> str:
         subprocess.run([str(REPO / "scripts" / "build_images.sh"), "postgres", "python"], check=True)
     # on every build, not only when the wheelhouse is missing: it must follow requirements.txt (cheap when it does)
     build_wheelhouse()
-    superseded = docker("image", "inspect", "-f", "{{.Id}}", IMAGE, check=False).strip()
+    build_labelled_image(IMAGE, EXAMPLE_APP, wanted)
+    return IMAGE
+
+
+def build_labelled_image(image: str, context: Path, wanted: str, app_version: str | None = None) -> None:
+    """docker build of context as image, labelled with the hash of its files; the image it replaces is removed."""
+    superseded = docker("image", "inspect", "-f", "{{.Id}}", image, check=False).strip()
+    build_args = ["--build-arg", "APP_VERSION=%s" % app_version] if app_version else []
     # bookworm's engine has no buildx plugin; the classic builder caches the wheel install layer just as well
     docker(
-        "build",
-        "--quiet",
-        "--label",
-        "%s=%s" % (IMAGE_HASH_LABEL, wanted),
-        "-t",
-        IMAGE,
-        str(EXAMPLE_APP),
+        "build", "--quiet", *build_args, "--label", "%s=%s" % (IMAGE_HASH_LABEL, wanted), "-t", image, str(context),
         env=dict(os.environ, DOCKER_BUILDKIT="0"),
-    )
-    if superseded:
-        # the image of the app's previous files, unless a container still uses it
+    )  # fmt: skip
+    if superseded and superseded != docker("image", "inspect", "-f", "{{.Id}}", image, check=False).strip():
+        # the image of the previous files, unless a container still uses it
         docker("image", "rm", superseded, check=False)
-    return IMAGE
 
 
 def free_port() -> int:

@@ -12,7 +12,6 @@ evidence to a store directory of its own unless told to share one.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import shutil
 import subprocess
@@ -28,6 +27,7 @@ import pytest
 from compose_stack import (
     IMAGE_HASH_LABEL,
     app_sha256,
+    build_labelled_image,
     build_wheelhouse,
     docker,
     docker_works,
@@ -83,18 +83,7 @@ def release_image(version: str) -> str:
 def build_release_image(image: str, version: str, wanted: str) -> None:
     if not any((REPO / "examples" / "orchestrator" / "wheelhouse").glob("*.whl")):
         build_wheelhouse()
-    docker(
-        "build",
-        "--quiet",
-        "--build-arg",
-        "APP_VERSION=%s" % version,
-        "--label",
-        "%s=%s" % (IMAGE_HASH_LABEL, wanted),
-        "-t",
-        image,
-        str(REPO / "examples" / "orchestrator"),
-        env=dict(os.environ, DOCKER_BUILDKIT="0"),
-    )
+    build_labelled_image(image, REPO / "examples" / "orchestrator", wanted, app_version=version)
 
 
 @pytest.fixture(scope="session")

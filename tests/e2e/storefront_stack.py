@@ -26,7 +26,16 @@ from pathlib import Path
 
 import pytest
 import yaml
-from compose_stack import IMAGE_HASH_LABEL, docker, docker_works, free_port, image_exists, image_label, images_lock
+from compose_stack import (
+    IMAGE_HASH_LABEL,
+    build_labelled_image,
+    docker,
+    docker_works,
+    free_port,
+    image_exists,
+    image_label,
+    images_lock,
+)
 from conftest import REPO
 
 STOREFRONT = REPO / "examples" / "storefront"
@@ -89,22 +98,7 @@ def storefront_image(version: str) -> str:
         if image_label(image, IMAGE_HASH_LABEL) != wanted:
             ensure_standins()
             ensure_wheelhouse()
-            superseded = docker("image", "inspect", "-f", "{{.Id}}", image, check=False).strip()
-            docker(
-                "build",
-                "--quiet",
-                "--build-arg",
-                "APP_VERSION=%s" % version,
-                "--label",
-                "%s=%s" % (IMAGE_HASH_LABEL, wanted),
-                "-t",
-                image,
-                str(STOREFRONT),
-                env=dict(os.environ, DOCKER_BUILDKIT="0"),
-            )
-            if superseded:
-                # the image of the previous files, unless a container still uses it
-                docker("image", "rm", superseded, check=False)
+            build_labelled_image(image, STOREFRONT, wanted, app_version=version)
     return image
 
 

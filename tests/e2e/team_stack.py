@@ -49,12 +49,13 @@ class TeamTarget:
         self.stack_dir = root / "stack"
         self.postgres_port = free_port()
         self.app_port = free_port()
-        # distinct tokens, so that an audit finds any of them wherever it went
+        # a token of its own in each secret, so that an audit finds any of them however it was quoted or encoded
+        self.tokens = {name: secrets.token_hex(8) for name in ("STACK_DB_PASSWORD", "STOREFRONT_SECRET_KEY")}
         self.secrets = {
-            "STACK_DB_PASSWORD": 'pw-%s "q" it\'s $HOME' % secrets.token_hex(8),
-            "STOREFRONT_SECRET_KEY": "sk-%s" % secrets.token_hex(8),
-            "STOREFRONT_API_TOKEN": "tok-%s" % secrets.token_hex(8),
+            "STACK_DB_PASSWORD": 'pw-%s "q" it\'s $HOME' % self.tokens["STACK_DB_PASSWORD"],
+            "STOREFRONT_SECRET_KEY": "sk-%s" % self.tokens["STOREFRONT_SECRET_KEY"],
         }
+        self.rotate_api_token()
         # the team's file as the example has it, or a variant of it the test wrote
         if compose_text is None:
             shutil.copy(STOREFRONT / COMPOSE_FILE_NAME, root / COMPOSE_FILE_NAME)
@@ -78,6 +79,11 @@ class TeamTarget:
             **(machine_vars or {}),
         )
         (group_vars / "this_machine.yml").write_text(yaml.safe_dump(this_machine))
+
+    def rotate_api_token(self) -> str:
+        self.tokens["STOREFRONT_API_TOKEN"] = secrets.token_hex(8)
+        self.secrets["STOREFRONT_API_TOKEN"] = "tok-%s" % self.tokens["STOREFRONT_API_TOKEN"]
+        return self.secrets["STOREFRONT_API_TOKEN"]
 
     @property
     def password(self) -> str:
