@@ -16,6 +16,8 @@ import json
 import secrets
 import shutil
 import sys
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -29,6 +31,8 @@ THIS_MACHINE = {
     "ansible_become": False,
     "stack_health_timeout": 60,
 }
+# the head revision of each release of the example
+HEADS = {"1.0.0": "967555f8ede8", "1.1.0": "3f2d44a88b62"}
 LOCAL_HOSTS = {"all": {"children": {"app": {"hosts": {"localhost": {"ansible_connection": "local"}}}}}}
 
 
@@ -149,3 +153,22 @@ class TeamTarget:
             names = docker(kind, "ls", "-q", "--filter", "label=com.docker.compose.project=%s" % self.project).split()
             if names:
                 docker(kind, "rm", *names, check=False)
+
+
+def get(port: int, path: str, token: str | None = None) -> tuple[int, object]:
+    """(status, JSON answer) of a GET on loopback; (0, error) when nothing answered."""
+    request = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path))
+    if token:
+        request.add_header("Authorization", "Bearer " + token)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return answer.status, json.load(answer)
+    except urllib.error.HTTPError as error:
+        return error.code, None
+    except OSError as error:
+        return 0, str(error)
+
+
+def revision(team) -> list[str]:
+    """The revisions alembic's version table of a TeamTarget's database holds."""
+    return [row[0] for row in team.rows("SELECT version_num FROM alembic_version")]

@@ -13,49 +13,27 @@ on one project; a second project takes the failed first deploy.
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 
 import pytest
-import yaml
 
 # the fixtures' modules are plugins of this one; rewrite their asserts before the imports below load them
 pytest.register_assert_rewrite("compose_stack", "installed_collection", "storefront_stack", "team_stack")
 pytest_plugins = ("compose_stack", "installed_collection", "storefront_stack")
 
-from compose_stack import free_port
 from conftest import files_holding
 from http_load import Load
 from secrets_audit import ArgvSampler
 from storefront_stack import COMPOSE_FILE_NAME, STOREFRONT
-from team_stack import TeamTarget
+from team_stack import HEADS, TeamTarget, get, revision
 
 VERBOSE = {"ANSIBLE_VERBOSITY": "3"}
 RELEASES = ("1.0.0", "1.1.0", "1.2.0", "1.1.0-broken")
-HEADS = {"1.0.0": "967555f8ede8", "1.1.0": "3f2d44a88b62"}
 # the only file of the target a secret may be in
 HOLDERS = ["stack/.env.production"]
 
 
 def changed(playbook) -> int:
     return sum(host["changed"] for host in playbook.report["stats"].values())
-
-
-def get(port: int, path: str, token: str | None = None) -> tuple[int, object]:
-    request = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path))
-    if token:
-        request.add_header("Authorization", "Bearer " + token)
-    try:
-        with urllib.request.urlopen(request, timeout=5) as answer:
-            return answer.status, json.load(answer)
-    except urllib.error.HTTPError as error:
-        return error.code, None
-    except OSError as error:
-        return 0, str(error)
-
-
-def revision(team: TeamTarget) -> list[str]:
-    return [row[0] for row in team.rows("SELECT version_num FROM alembic_version")]
 
 
 class Runs:
@@ -220,104 +198,3 @@ def test_only_the_env_file_holds_a_secret_and_no_output_does(team, runs):
         assert files_holding(team.root, token) == HOLDERS, name
         assert token not in json.dumps(team.rows("SELECT * FROM safedeploy.deploys"), default=str)
     assert (team.stack_dir / ".env.production").stat().st_mode & 0o777 == 0o600
-
-
-@pytest.fixture
-def fresh_team(tmp_path, installed_collection, storefront_images):
-    storefront_images("1.1.0-broken")
-    target = TeamTarget(tmp_path, installed_collection, name="first")
-    try:
-        yield target
-    finally:
-        target.down()
-
-
-def test_a_failed_first_deploy_leaves_the_database_as_it_was(fresh_team):
-    playbook = fresh_team.deploy("1.1.0-broken")
-    assert playbook.rc != 0
-    assert "gift_message" in playbook.failures()
-    # the database as before the deploy: no table of the app, no alembic revision; the ledger keeps the attempt
-    tables = fresh_team.rows(
-        "SELECT table_schema || '.' || table_name FROM information_schema.tables"
-        " WHERE table_schema NOT IN ('pg_catalog', 'information_schema', 'safedeploy')"
-    )
-    assert tables == [], tables
-    ((kind, version, outcome, _strategy, rescue),) = fresh_team.ledger()
-    assert (kind, version, outcome) == ("deploy", "1.1.0-broken", "failed"), (kind, version, outcome)
-    assert rescue.startswith(("restored ", "downgraded ")) and "rescue failed" not in rescue, rescue
-    # nothing of the release was left behind, running or not
-    assert sorted(fresh_team.containers()) == ["postgres"], fresh_team.containers()
-    retry = fresh_team.deploy("1.0.0")
-    assert retry.rc == 0, retry.failures()
-    assert revision(fresh_team) == [HEADS["1.0.0"]] and get(fresh_team.app_port, "/health")[0] == 200
-
-
-# the team's own proxy, in front of web: it finds web's replicas by name on every request, as an online deploy needs
-EDGE_CONF = """resolver 127.0.0.11 valid=1s ipv6=off;
-server {
-    listen 80;
-    location / {
-        set $web http://web:9000;
-        proxy_pass $web;
-        proxy_next_upstream error timeout http_502 http_503 http_504;
-        proxy_connect_timeout 500ms;
-    }
-}
-"""
-
-
-def with_own_proxy(port: int) -> str:
-    """The team's file with a proxy service of its own, `edge`, publishing the address web no longer publishes."""
-    compose = yaml.safe_load((STOREFRONT / COMPOSE_FILE_NAME).read_text())
-    del compose["services"]["web"]["ports"]
-    compose["services"]["edge"] = {
-        "image": "nginx:stable-bookworm",
-        "ports": ["127.0.0.1:%d:80" % port],
-        "volumes": ["./edge/nginx.conf:/etc/nginx/conf.d/default.conf:ro"],
-        "networks": ["frontend"],
-        "restart": "unless-stopped",
-    }
-    return yaml.safe_dump(compose, sort_keys=False)
-
-
-@pytest.fixture(scope="module")
-def proxied_team(tmp_path_factory, installed_collection, storefront_images):
-    for version in ("1.0.0", "1.1.0", "1.2.0"):
-        storefront_images(version)
-    root = tmp_path_factory.mktemp("edge")
-    (root / "edge-nginx.conf").write_text(EDGE_CONF)
-    port = free_port()
-    machine_vars = {
-        "stack_proxy": "edge",
-        "stack_compose_extra_files": [{"src": str(root / "edge-nginx.conf"), "dest": "edge/nginx.conf"}],
-    }
-    target = TeamTarget(
-        root, installed_collection, name="edge", compose_text=with_own_proxy(port), machine_vars=machine_vars
-    )
-    target.edge_port = port
-    try:
-        yield target
-    finally:
-        target.down()
-
-
-def test_the_team_s_own_proxy_serves_an_online_update_without_a_failed_request(proxied_team):
-    first = proxied_team.deploy("1.0.0")
-    assert first.rc == 0, first.failures()
-    assert (proxied_team.stack_dir / "edge" / "nginx.conf").read_text() == EDGE_CONF
-    assert (proxied_team.stack_dir / "edge" / "nginx.conf").stat().st_mode & 0o777 == 0o644
-    assert "safedeploy-proxy" not in proxied_team.containers()
-    assert get(proxied_team.edge_port, "/health") == (200, {"status": "ok"})
-    with Load(proxied_team.edge_port) as load:
-        update = proxied_team.deploy("1.1.0")
-    assert update.rc == 0, update.failures()
-    assert len(load.answers) > 100 and load.failed == [], (len(load.answers), load.failed[:10])
-    assert proxied_team.ledger()[-1][:4] == ("deploy", "1.1.0", "succeeded", "online")
-
-
-def test_without_a_proxy_auto_stops_the_world(proxied_team):
-    # 1.2.0 is backward compatible: with a proxy, auto deploys it online
-    playbook = proxied_team.deploy("1.2.0", check=True, stack_proxy="none")
-    assert playbook.rc == 0, playbook.failures()
-    assert "strategy stop_the_world (asked: auto)" in playbook.task("Report the decision")["msg"]
-    assert proxied_team.ledger()[-1][1] == "1.1.0"
