@@ -96,24 +96,7 @@ demo: setup docker-host
 DEMO_PROJECT := orchestrator-local
 DEMO_DIR := .build/demo
 demo-down:
-	@label=com.docker.compose.project=$(DEMO_PROJECT); removed=""; \
-	if command -v docker >/dev/null && ! docker info >/dev/null 2>&1 && [ -e $(DEMO_DIR) ]; then \
-	  echo "demo-down: docker does not answer: start it (make docker-host) and run again; nothing was removed" >&2; \
-	  exit 1; \
-	fi; \
-	if command -v docker >/dev/null && docker info >/dev/null 2>&1; then \
-	  containers=$$(docker ps -aq --filter label=$$label); \
-	  if [ -n "$$containers" ]; then \
-	    docker rm --force --volumes $$containers >/dev/null; removed="$$removed $$(echo $$containers | wc -w) container(s),"; \
-	  fi; \
-	  volumes=$$(docker volume ls -q --filter label=$$label); \
-	  if [ -n "$$volumes" ]; then docker volume rm $$volumes >/dev/null; removed="$$removed volume(s) $$(echo $$volumes),"; fi; \
-	  networks=$$(docker network ls --format '{{.Name}}' --filter label=$$label); \
-	  if [ -n "$$networks" ]; then docker network rm $$networks >/dev/null; removed="$$removed network(s) $$(echo $$networks),"; fi; \
-	fi; \
-	if [ -e $(DEMO_DIR) ]; then rm -rf $(DEMO_DIR); removed="$$removed $(DEMO_DIR)"; fi; \
-	if [ -n "$$removed" ]; then echo "demo-down: removed$${removed%,}"; \
-	else echo "demo-down: nothing to remove: no container, volume or network of $(DEMO_PROJECT), no $(DEMO_DIR)"; fi
+	scripts/demo_down.sh $(DEMO_PROJECT) $(DEMO_DIR)
 
 # every benchmark writes its figures to .build/bench; report.py then writes docs/benchmarks.md and its plots
 BENCH_RESULTS := .build/bench
