@@ -10,6 +10,7 @@ managed database. The tests run in file order on one fleet.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import time
 from pathlib import Path
@@ -53,7 +54,9 @@ def postgres_bin_dir() -> str:
 
 
 def bridge_gateway() -> str:
-    return json.loads(docker("network", "inspect", "bridge"))[0]["IPAM"]["Config"][0]["Gateway"]
+    """The host's address on docker's default bridge: its gateway, which the engine lists only when it was set."""
+    config = json.loads(docker("network", "inspect", "bridge"))[0]["IPAM"]["Config"][0]
+    return config.get("Gateway") or str(next(ipaddress.ip_network(config["Subnet"]).hosts()))
 
 
 class AppHosts(DeployTarget):

@@ -127,7 +127,12 @@ def test_staging_evidence_lets_production_deploy_the_same_release(staging, produ
     assert set(details) == {"durations", "app_images", "target_revision"}
     assert details["durations"] == durations and details["target_revision"] == "head"
     # each app host's image id, which the quick look of a later no-op compares
-    assert list(details["app_images"]) == ["localhost"] and details["app_images"]["localhost"].startswith("sha256:")
+    # host -> service -> the image id its containers run
+    assert list(details["app_images"]) == ["localhost"] and sorted(details["app_images"]["localhost"]) == [
+        "app",
+        "worker",
+    ]
+    assert all(image.startswith("sha256:") for image in details["app_images"]["localhost"].values())
     assert set(durations) == {"plan", "backup", "migration", "roll", "total"}
     assert durations["plan"] > 0 and durations["migration"] > 0 and durations["roll"] > 0
     assert durations["plan"] + durations["backup"] + durations["migration"] + durations["roll"] <= durations["total"]
