@@ -1,8 +1,8 @@
 # Copyright (c) safedeploy.migrations contributors
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""A team's own stack in other shapes than test_own_stack.py's: a first deploy that fails, the team's own proxy in
-front of its app, no proxy at all. Every playbook runs from the installed Galaxy tarball by FQCN, from a directory
-outside the repository, each test on a compose project of its own.
+"""A team's own stack in another shape than test_own_stack.py's: the team's own proxy in front of its app (its nginx
+configuration copied beside the compose file), and no proxy at all. Its history starts with a first deploy that
+fails. Every playbook runs from the installed Galaxy tarball by FQCN, from a directory outside the repository.
 """
 
 from __future__ import annotations
@@ -18,37 +18,6 @@ from compose_stack import free_port
 from http_load import Load
 from storefront_stack import COMPOSE_FILE_NAME, STOREFRONT
 from team_stack import HEADS, TeamTarget, get, revision
-
-
-@pytest.fixture
-def fresh_team(tmp_path, installed_collection, storefront_images):
-    storefront_images("1.1.0-broken")
-    target = TeamTarget(tmp_path, installed_collection, name="first")
-    try:
-        yield target
-    finally:
-        target.down()
-
-
-def test_a_failed_first_deploy_leaves_the_database_as_it_was(fresh_team):
-    playbook = fresh_team.deploy("1.1.0-broken")
-    assert playbook.rc != 0
-    assert "gift_message" in playbook.failures()
-    # the database as before the deploy: no table of the app, no alembic revision; the ledger keeps the attempt
-    tables = fresh_team.rows(
-        "SELECT table_schema || '.' || table_name FROM information_schema.tables"
-        " WHERE table_schema NOT IN ('pg_catalog', 'information_schema', 'safedeploy')"
-    )
-    assert tables == [], tables
-    ((kind, version, outcome, _strategy, rescue),) = fresh_team.ledger()
-    assert (kind, version, outcome) == ("deploy", "1.1.0-broken", "failed"), (kind, version, outcome)
-    assert rescue.startswith(("restored ", "downgraded ")) and "rescue failed" not in rescue, rescue
-    # nothing of the release was left behind, running or not
-    assert sorted(fresh_team.containers()) == ["postgres"], fresh_team.containers()
-    retry = fresh_team.deploy("1.0.0")
-    assert retry.rc == 0, retry.failures()
-    assert revision(fresh_team) == [HEADS["1.0.0"]] and get(fresh_team.app_port, "/health")[0] == 200
-
 
 # the team's own proxy, in front of web: it finds web's replicas by name on every request, as an online deploy needs
 EDGE_CONF = """resolver 127.0.0.11 valid=1s ipv6=off;
@@ -79,8 +48,8 @@ def with_own_proxy(port: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def proxied_team(tmp_path_factory, installed_collection, storefront_images):
-    for version in ("1.0.0", "1.1.0", "1.2.0"):
+def edge_team(tmp_path_factory, installed_collection, storefront_images):
+    for version in ("1.0.0", "1.1.0", "1.2.0", "1.1.0-broken"):
         storefront_images(version)
     root = tmp_path_factory.mktemp("edge")
     (root / "edge-nginx.conf").write_text(EDGE_CONF)
@@ -99,23 +68,41 @@ def proxied_team(tmp_path_factory, installed_collection, storefront_images):
         target.down()
 
 
-def test_the_team_s_own_proxy_serves_an_online_update_without_a_failed_request(proxied_team):
-    first = proxied_team.deploy("1.0.0")
-    assert first.rc == 0, first.failures()
-    assert (proxied_team.stack_dir / "edge" / "nginx.conf").read_text() == EDGE_CONF
-    assert (proxied_team.stack_dir / "edge" / "nginx.conf").stat().st_mode & 0o777 == 0o644
-    assert "safedeploy-proxy" not in proxied_team.containers()
-    assert get(proxied_team.edge_port, "/health") == (200, {"status": "ok"})
-    with Load(proxied_team.edge_port) as load:
-        update = proxied_team.deploy("1.1.0")
+def test_a_failed_first_deploy_leaves_the_database_as_it_was(edge_team):
+    playbook = edge_team.deploy("1.1.0-broken")
+    assert playbook.rc != 0
+    assert "gift_message" in playbook.failures()
+    # the database as before the deploy: no table of the app, no alembic revision; the ledger keeps the attempt
+    tables = edge_team.rows(
+        "SELECT table_schema || '.' || table_name FROM information_schema.tables"
+        " WHERE table_schema NOT IN ('pg_catalog', 'information_schema', 'safedeploy')"
+    )
+    assert tables == [], tables
+    ((kind, version, outcome, _strategy, rescue),) = edge_team.ledger()
+    assert (kind, version, outcome) == ("deploy", "1.1.0-broken", "failed"), (kind, version, outcome)
+    assert rescue.startswith(("restored ", "downgraded ")) and "rescue failed" not in rescue, rescue
+    # nothing of the release was left behind, running or not
+    assert sorted(edge_team.containers()) == ["postgres"], edge_team.containers()
+    retry = edge_team.deploy("1.0.0")
+    assert retry.rc == 0, retry.failures()
+    assert revision(edge_team) == [HEADS["1.0.0"]]
+
+
+def test_the_team_s_own_proxy_serves_an_online_update_without_a_failed_request(edge_team):
+    assert (edge_team.stack_dir / "edge" / "nginx.conf").read_text() == EDGE_CONF
+    assert (edge_team.stack_dir / "edge" / "nginx.conf").stat().st_mode & 0o777 == 0o644
+    assert "safedeploy-proxy" not in edge_team.containers()
+    assert get(edge_team.edge_port, "/health") == (200, {"status": "ok"})
+    with Load(edge_team.edge_port) as load:
+        update = edge_team.deploy("1.1.0")
     assert update.rc == 0, update.failures()
     assert len(load.answers) > 100 and load.failed == [], (len(load.answers), load.failed[:10])
-    assert proxied_team.ledger()[-1][:4] == ("deploy", "1.1.0", "succeeded", "online")
+    assert edge_team.ledger()[-1][:4] == ("deploy", "1.1.0", "succeeded", "online")
 
 
-def test_without_a_proxy_auto_stops_the_world(proxied_team):
+def test_without_a_proxy_auto_stops_the_world(edge_team):
     # 1.2.0 is backward compatible: with a proxy, auto deploys it online
-    playbook = proxied_team.deploy("1.2.0", check=True, stack_proxy="none")
+    playbook = edge_team.deploy("1.2.0", check=True, stack_proxy="none")
     assert playbook.rc == 0, playbook.failures()
     assert "strategy stop_the_world (asked: auto)" in playbook.task("Report the decision")["msg"]
-    assert proxied_team.ledger()[-1][1] == "1.1.0"
+    assert edge_team.ledger()[-1][1] == "1.1.0"
