@@ -25,6 +25,29 @@ PLAYBOOKS = Path(__file__).resolve().parent / "playbooks"
 BUILD = REPO / ".build"
 
 
+# The modules that take longest, longest first (scripts/e2e_times.py on a whole run): pytest-xdist hands whole modules
+# to its workers in collection order, and a long module started last would run alone at the end of the suite
+SLOWEST_MODULES = (
+    "test_deploy.py",
+    "test_faults_database.py",
+    "test_faults.py",
+    "test_promotion.py",
+    "test_own_stack.py",
+    "test_test_migrations.py",
+    "test_app_hosts.py",
+    "test_secrets_audit.py",
+    "test_bad_input.py",
+    "test_status_backup_restore.py",
+    "test_own_stack_variants.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    """The slowest modules first; a stable sort, so the tests of a module keep their order."""
+    rank = {name: position for position, name in enumerate(SLOWEST_MODULES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
 def load_pg_cluster():
     path = REPO / "tests" / "integration" / "targets" / "setup_postgresql" / "files" / "pg_cluster.py"
     spec = importlib.util.spec_from_file_location("pg_cluster", path)
