@@ -73,8 +73,10 @@ lint: setup
 # three pytest-xdist workers, one test module each (the modules share nothing but the images, built under a lock;
 # they mostly wait on containers, so three fit two cores); the modules marked `exclusive` measure timing or load and
 # run afterwards, alone. --durations: the slowest tests, to keep the suite short; every test's time is kept in
-# .build/e2e-*.xml (scripts/e2e_times.py sums them per module). Exit 5: nothing selected.
+# .build/e2e-*.xml (scripts/e2e_times.py sums them per module). Exit 5: nothing selected. First, whatever an
+# interrupted run left on the engine goes (scripts/clean_test_stacks.sh): it would restart and run beside the suite.
 e2e: setup docker-host test-packages
+	scripts/clean_test_stacks.sh
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(E2E_WORKERS) --dist loadfile -m "not exclusive" --durations=20 tests/e2e \
 	  --junitxml .build/e2e-shared.xml $(PYTEST_ARGS) \
 	  || [ $$? -eq 5 ]
