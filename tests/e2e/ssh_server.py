@@ -37,14 +37,16 @@ def wait_for_port(port: int, timeout: float = 10) -> None:
     raise TimeoutError("sshd did not listen on port %d" % port)
 
 
-def ssh_hosts(server: SshServer, host: str = "staging-app-1") -> str:
-    """An inventory whose one app host is this machine, reached over the server."""
+def ssh_hosts(server: SshServer, host: str = "staging-app-1", pipelining: bool = False) -> str:
+    """An inventory whose one app host is this machine, reached over the server (with pipelining, as the
+    repository's staging and production inventories connect)."""
     return (
         "all:\n  children:\n    app:\n      hosts:\n        %s:\n"
         "          ansible_host: 127.0.0.1\n          ansible_port: %d\n          ansible_user: root\n"
         "          ansible_become: false\n          ansible_ssh_private_key_file: %s\n"
         "          ansible_ssh_common_args: -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null\n"
-    ) % (host, server.port, server.key)
+        "          ansible_pipelining: %s\n"
+    ) % (host, server.port, server.key, "true" if pipelining else "false")
 
 
 def children(pid: int) -> list[int]:

@@ -11,6 +11,11 @@ killed meanwhile leaves the next run to take over and reconcile, as test_faults.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from conftest import wait_for
 from deploy_stack import deploy_target_lifetime
@@ -22,15 +27,36 @@ pytest_plugins = ("compose_stack", "deploy_stack", "ssh_server")
 
 @pytest.fixture
 def ssh_target(tmp_path_factory, release_images, loopback_sshd):
-    """1.1.0 deployed over SSH, with the canary row written."""
+    """1.1.0 deployed over SSH with pipelining, after the host's Python was discovered over it, as a first contact
+    with a new host does; the canary row written."""
     for version in ("1.1.0", "1.4.0-slow"):
         release_images(version)
     for target in deploy_target_lifetime(tmp_path_factory.mktemp("ssh-cut")):
-        (target.inventory / "hosts.yml").write_text(ssh_hosts(loopback_sshd))
+        (target.inventory / "hosts.yml").write_text(ssh_hosts(loopback_sshd, pipelining=True))
+        assert_python_discovered(target)
         first = target.deploy("1.1.0")
         assert first.rc == 0, first.failures()
+        assert first.report["stats"]["staging-app-1"]["failures"] == 0
         write_canary(target)
         yield target
+
+
+def assert_python_discovered(target) -> None:
+    """Interpreter discovery over the SSH connection; candidates limited to the system Python because root's shell
+    here puts pyenv shims first, which discovery would pick."""
+    ansible = str(Path(sys.executable).parent / "ansible")
+    discover = dict(ansible_python_interpreter="auto_silent", ansible_interpreter_python_fallback=["/usr/bin/python3"])
+    setup = ["-m", "ansible.builtin.setup", "-a", "filter=ansible_python", "-e", json.dumps(discover)]
+    discovery = subprocess.run(
+        [ansible, "all", "-i", str(target.inventory), *setup],
+        env=target.environment,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert discovery.returncode == 0, discovery.stdout[-2000:] + discovery.stderr[-2000:]
+    assert '"discovered_interpreter_python": "/usr/bin/python3"' in discovery.stdout
 
 
 def test_a_cut_during_the_migration_leaves_it_running_and_the_run_completes_once_ssh_answers(ssh_target, loopback_sshd):

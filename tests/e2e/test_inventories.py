@@ -1,6 +1,6 @@
 # Copyright (c) safedeploy.migrations contributors
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The repository's staging and production inventories, deployed to this machine, and a deploy over SSH.
+"""The repository's staging and production inventories, deployed to this machine (over SSH: test_faults_ssh.py).
 
 Each test copies an inventory of the repository, keeps its group_vars (the environment name, the password lookup,
 the strategy, production's promotion gate...) and adds one file that points the stack at this machine: a directory,
@@ -9,16 +9,10 @@ free ports, the locally built image instead of the registry's, and an evidence s
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 from deploy_stack import LOCAL_HOSTS, RepositoryInventory
-from ssh_server import ssh_hosts
 
-pytest_plugins = ("compose_stack", "deploy_stack", "ssh_server")
+pytest_plugins = ("compose_stack", "deploy_stack")
 
 
 @pytest.fixture
@@ -50,27 +44,3 @@ def test_staging_then_production_differ_only_by_inventory(repository_inventory):
     # production's promotion gate let 1.2.0 through on the evidence staging left in the store
     assert production.ledger()[0]["details"]["promotion"]["status"] == "promoted"
     assert staging.project != production.project and staging.containers().keys() == production.containers().keys()
-
-
-def test_deploy_over_ssh(repository_inventory, loopback_sshd):
-    staging = repository_inventory("staging", ssh_hosts(loopback_sshd))
-    # interpreter discovery over the SSH connection, as a first contact with a new host does it; candidates limited
-    # to the system Python because root's shell here puts pyenv shims first, which discovery would pick
-    ansible = str(Path(sys.executable).parent / "ansible")
-    discover = dict(ansible_python_interpreter="auto_silent", ansible_interpreter_python_fallback=["/usr/bin/python3"])
-    setup = ["-m", "ansible.builtin.setup", "-a", "filter=ansible_python", "-e", json.dumps(discover)]
-    discovery = subprocess.run(
-        [ansible, "all", "-i", str(staging.inventory), *setup],
-        env=staging.environment,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert discovery.returncode == 0, discovery.stdout[-2000:] + discovery.stderr[-2000:]
-    assert '"discovered_interpreter_python": "/usr/bin/python3"' in discovery.stdout
-    playbook = staging.deploy("1.2.0")
-    assert playbook.rc == 0, playbook.stdout[-3000:]
-    assert playbook.report["stats"]["staging-app-1"]["failures"] == 0
-    status, health = staging.health()
-    assert (status, health["app_version"], health["revision"]) == (200, "1.2.0", "0003_jobs_queue_index")
