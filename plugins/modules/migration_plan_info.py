@@ -217,8 +217,8 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._migration_p
     likely_offline_commands,
     offline_target,
     plan_summary,
-    relax_findings_on_new_tables,
-    upgrade_sql_by_revision,
+    relax_on_tables_the_plan_creates,
+    upgrade_steps_by_revision,
 )
 from ansible_collections.safedeploy.migrations.plugins.module_utils._postgres import (
     connect,
@@ -262,15 +262,16 @@ class Planner:
         revisions = []
         if pending:
             target_name = offline_target(self.params["revision"], target)
-            upgrades = upgrade_sql_by_revision(self.runner, status.current, target_name)
+            upgrades = upgrade_steps_by_revision(self.runner, status.current, target_name)
             downgrades = downgrade_sql_by_revision(self.runner, status.current, target_name, pending)
             for revision in pending:
+                step = upgrades[revision]
                 entry = describe_revision(
-                    revision, status.revisions[revision]["message"], upgrades[revision], downgrades.get(revision)
+                    revision, status.revisions[revision]["message"], step["sql"], downgrades.get(revision)
                 )
-                entry["findings"] = self.lint(entry["sql"])
+                entry["findings"] = self.lint(step["lint_sql"])
                 revisions.append(entry)
-            relax_findings_on_new_tables(revisions)
+            relax_on_tables_the_plan_creates(revisions)
             attach_sizes(revisions, self.relation_sizes(revisions))
         summary = plan_summary(revisions)
         return dict(
