@@ -36,7 +36,11 @@ def run_data_checks(connection, checks: list[dict], timeout_ms: int) -> list[dic
 
 def run_data_check(connection, found: dict, timeout_ms: int, server_version_num: int) -> dict:
     finding = {key: found[key] for key in ("revision", "statement", "kind", "relation", "columns", "written_by")}
-    finding.update(violations=None, example=None, error=None)
+    finding.update(violations=None, example=None, error=found.get("error"))
+    if finding["error"]:
+        finding["severity"] = "warning"
+        finding["message"] = message(found, finding)
+        return finding
     try:
         with connection.transaction(), connection.cursor() as cursor:
             cursor.execute("SET TRANSACTION READ ONLY")

@@ -31,6 +31,7 @@ FINDS = {
     "foreign_key": ("row", "whose {columns} has no match in {referenced}"),
     "check": ("row", "violating CHECK ({expression})"),
     "type_change": ("value", "of {columns} not convertible to {type}"),
+    "unbuilt": ("row", "the statement requires"),
 }
 
 
@@ -160,7 +161,11 @@ def statement_checks(sql: str) -> list[dict]:
     """The checks one statement needs: what it requires of rows that exist before it runs."""
     stmt = parse_sql(sql)[0].stmt
     handler = _STATEMENT_CHECKS.get(type(stmt).__name__)
-    return handler(stmt) if handler else []
+    try:
+        return handler(stmt) if handler else []
+    except Exception as exc:  # noqa: BLE001 - a statement the builder cannot render must not stop the plan
+        table = quoted_relation(stmt.relation) if getattr(stmt, "relation", None) is not None else "?"
+        return [check("unbuilt", table, [], error="no check query could be built: %s" % exc)]
 
 
 def relation_key(name: str) -> str:

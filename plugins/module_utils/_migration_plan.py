@@ -156,6 +156,7 @@ def plan_summary(revisions: list[dict]) -> dict:
         for relation in revision["relations"]:
             relations.setdefault(relation["relation"], []).append(revision["revision"])
     findings = [finding for revision in revisions for finding in revision.get("findings", [])]
+    data = [finding for revision in revisions for finding in revision.get("data_findings", [])]
     return {
         "pending": len(revisions),
         "relations": sorted(relations),
@@ -170,5 +171,8 @@ def plan_summary(revisions: list[dict]) -> dict:
         "rollback_method": "restore" if any(r["rollback_method"] == "restore" for r in revisions) else "downgrade",
         "lint_errors": len([finding for finding in findings if finding["severity"] == "error"]),
         "lint_warnings": len([finding for finding in findings if finding["severity"] == "warning"]),
+        "data_errors": len([finding for finding in data if finding["severity"] == "error"]),
+        "data_warnings": len([finding for finding in data if finding["severity"] == "warning"]),
+        "data_findings": [finding["message"] for finding in data if finding["severity"] != "ok"],
         "plan_hash": plan_hash([(revision["revision"], revision["sql"]) for revision in revisions]),
     }

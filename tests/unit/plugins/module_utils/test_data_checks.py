@@ -176,3 +176,19 @@ def test_severity_and_message(finding, expected_severity, expected_message):
     found["revision"] = "0003"
     assert severity(finding) == expected_severity
     assert message(found, finding) == expected_message
+
+
+def test_a_statement_the_builder_cannot_render_is_a_warning_not_a_failure(monkeypatch):
+    from ansible_collections.safedeploy.migrations.plugins.module_utils import _data_checks
+
+    def broken(_node):
+        raise NotImplementedError("node X")
+
+    monkeypatch.setattr(_data_checks, "render", broken)
+    (found,) = statement_checks("ALTER TABLE orders ADD CONSTRAINT ck CHECK (quantity > 0)")
+    assert (found["kind"], found["relation"]) == ("unbuilt", "orders")
+    finding = {"violations": None, "example": None, "error": found["error"], "written_by": None}
+    found["revision"] = "0003"
+    assert message(found, finding) == (
+        "0003 (orders): rows the statement requires: no check query could be built: node X"
+    )
