@@ -11,27 +11,48 @@ from __future__ import annotations
 import hashlib
 import re
 
-_MARKER = re.compile(r"^-- Running (upgrade|downgrade) (\S*) -> (\S+)[ \t]*$", re.MULTILINE)
+# the downgrade of a root revision ends at nothing: "-- Running downgrade 0001 -> " (as an upgrade from base starts)
+_MARKER = re.compile(r"^-- Running (upgrade|downgrade) (\S*) ->[ \t]*(\S*)[ \t]*$", re.MULTILINE)
 # the BEGIN that alembic writes just before a revision's marker belongs to that revision
 _LEADING_BEGIN = re.compile(r"BEGIN;\s*$")
+_TRANSACTION_LINE = re.compile(r"^(BEGIN|COMMIT);[ \t]*$", re.MULTILINE)
 
 
 def split_offline_sql(text: str) -> list[dict]:
-    """One entry per revision step, in order: {direction, from_revision, to_revision, sql}."""
-    markers = list(_MARKER.finditer(text))
+    """One entry per revision step, in order: {direction, from_revision, to_revision, sql, lint_sql}.
+
+    `sql` is alembic's text as it is; `lint_sql` is the same step closed on its own: with alembic's default (no
+    transaction_per_migration) the whole range is one BEGIN ... COMMIT, so a step may begin or end inside it."""
+    markers = [marker for marker in _MARKER.finditer(text) if marker.group(2) or marker.group(3)]
     starts = [segment_start(text, marker.start()) for marker in markers]
+    controls = [(match.start(), match.group(1)) for match in _TRANSACTION_LINE.finditer(text)]
     steps = []
     for index, marker in enumerate(markers):
         end = starts[index + 1] if index + 1 < len(markers) else len(text)
+        sql = text[starts[index] : end].strip() + "\n"
         steps.append(
             {
                 "direction": marker.group(1),
                 "from_revision": marker.group(2) or None,
-                "to_revision": marker.group(3),
-                "sql": text[starts[index] : end].strip() + "\n",
+                "to_revision": marker.group(3) or None,
+                "sql": sql,
+                "lint_sql": closed_on_its_own(
+                    sql, transaction_open_at(controls, starts[index]), transaction_open_at(controls, end)
+                ),
             }
         )
     return steps
+
+
+def transaction_open_at(controls: list[tuple[int, str]], position: int) -> bool:
+    """Whether alembic's last BEGIN;/COMMIT; line before the position left a transaction open."""
+    before = [word for start, word in controls if start < position]
+    return bool(before) and before[-1] == "BEGIN"
+
+
+def closed_on_its_own(sql: str, open_at_start: bool, open_at_end: bool) -> str:
+    """The step as if it ran in a transaction of its own, which is what a linter of one step must see."""
+    return ("BEGIN;\n\n" if open_at_start else "") + sql + ("\nCOMMIT;\n" if open_at_end else "")
 
 
 def segment_start(text: str, marker_start: int) -> int:

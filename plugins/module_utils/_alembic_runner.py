@@ -18,7 +18,10 @@ import subprocess
 
 _PR_SET_PDEATHSIG = 1
 CONTROLLER_CHECK_SECONDS = 0.5
-_RUNNING_UPGRADE = re.compile(r"Running (upgrade|downgrade) (.*?) -> ([^,\s]+)(?:, (.*))?$")
+# a root revision's downgrade ends at nothing: "Running downgrade 0001 -> , initial"
+_RUNNING_UPGRADE = re.compile(r"Running (upgrade|downgrade) (.*?) -> ([^,\s]*)(?:, (.*))?$")
+# alembic calls a revision module's upgrade()/downgrade(); the innermost such frame is the revision's own
+_REVISION_FRAME = re.compile(r'^\s*File "([^"]+)", line \d+, in (?:upgrade|downgrade)\s*$')
 _LOCK_NOT_AVAILABLE = re.compile(r"LockNotAvailable|lock timeout|55P03")
 _CONFIG_ERRORS = re.compile(
     r"No config file .* found|No 'script_location' key found|Path doesn't exist|Can't locate revision|"
@@ -97,6 +100,8 @@ class AlembicRunner:
         self.commands: list[list[str]] = []
         self.prefetched: dict[tuple, tuple[int, str, str]] = {}
         self.started = 0
+        # {file name: revision} once the history is read, to name a revision from a traceback alone
+        self.revision_files: dict[str, str] = {}
 
     @classmethod
     def from_params(cls, params: dict) -> AlembicRunner:
@@ -112,7 +117,8 @@ class AlembicRunner:
             rc, stdout, stderr = self.spawn(self.runner, args, extra_env)
         if rc != 0:
             # alembic prints its own errors ("FAILED: ...") to stdout, the tracebacks to stderr
-            raise RunnerError(describe_failure(args, stderr + stdout, rc), self.runner + args, rc, stdout, stderr)
+            message = describe_failure(args, stderr + stdout, rc, self.revision_files)
+            raise RunnerError(message, self.runner + args, rc, stdout, stderr)
         return stdout
 
     def prefetch(self, commands: list[list[str]]) -> None:
@@ -251,10 +257,10 @@ def describe_exit(rc: int | None) -> str:
     return " (exit status %d: killed by %s)" % (rc, name)
 
 
-def describe_failure(args: list[str], stderr: str, rc: int | None = None) -> str:
+def describe_failure(args: list[str], stderr: str, rc: int | None = None, revision_files: dict | None = None) -> str:
     """One sentence: which alembic command failed, on which revision, with the database's or config's error."""
     command = "alembic %s" % " ".join(args) + describe_exit(rc)
-    revision = last_started_revision(stderr)
+    revision = last_started_revision(stderr, revision_files)
     cause = last_error_line(stderr)
     if revision:
         return "%s failed in revision %s: %s" % (command, revision, cause)
@@ -263,13 +269,26 @@ def describe_failure(args: list[str], stderr: str, rc: int | None = None) -> str
     return "%s failed: %s" % (command, cause)
 
 
-def last_started_revision(stderr: str) -> str | None:
-    """The revision alembic was running when it stopped: the last 'Running upgrade a -> b' it logged."""
+def last_started_revision(stderr: str, revision_files: dict | None = None) -> str | None:
+    """The revision alembic was running when it stopped: the last 'Running upgrade a -> b' it logged, or, from an
+    env.py that configures no logging, the revision file in the traceback."""
     started = [match for match in map(_RUNNING_UPGRADE.search, stderr.splitlines()) if match]
     if not started:
-        return None
+        return revision_in_traceback(stderr, revision_files or {})
     direction, source, destination, _message = started[-1].groups()
     return destination if direction == "upgrade" else source
+
+
+def revision_in_traceback(stderr: str, revision_files: dict) -> str | None:
+    """The revision whose upgrade() or downgrade() raised: by its file name in the history, or else by alembic's
+    default file name `<revision>_<slug>.py`."""
+    frames = [match.group(1) for match in map(_REVISION_FRAME.match, stderr.splitlines()) if match]
+    # alembic's own command.upgrade()/downgrade() frames come first
+    files = [os.path.basename(path) for path in frames if not path.replace("\\", "/").endswith("alembic/command.py")]
+    if not files:
+        return None
+    name = files[-1]
+    return revision_files.get(name) or os.path.splitext(name)[0].split("_", 1)[0] or None
 
 
 def applied_in_order(stderr: str) -> list[tuple[str, str, str]]:

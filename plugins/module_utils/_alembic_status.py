@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import os
+
 from ansible_collections.safedeploy.migrations.plugins.module_utils._alembic_graph import (
     heads,
     parse_history,
@@ -35,6 +37,11 @@ def alembic_argument_spec() -> dict:
 HISTORY_DEFAULTS = {"down_revisions": [], "depends_on": [], "branch_labels": [], "path": None, "message": ""}
 
 
+def revision_files(revisions: dict) -> dict:
+    """{file name: revision} of the history's scripts, to name the revision a traceback points at."""
+    return {os.path.basename(entry["path"]): revision for revision, entry in revisions.items() if entry.get("path")}
+
+
 class AlembicStatus:
     """The scripts (one `alembic history` run) against the database (read directly, not through alembic)."""
 
@@ -47,6 +54,7 @@ class AlembicStatus:
     @classmethod
     def read(cls, runner, connection, params: dict, current: list[str] | None = None) -> AlembicStatus:
         revisions = parse_history(runner.run(["history", "--verbose"]))
+        runner.revision_files = revision_files(revisions)
         if current is None:
             current = read_current_revisions(connection, params["version_table"], params["version_table_schema"])
         return cls(revisions, current)

@@ -40,10 +40,10 @@ def likely_offline_commands(current: list[str], requested: str) -> list[list[str
     ]
 
 
-def upgrade_sql_by_revision(runner, current: list[str], target: str) -> dict:
-    """{revision: its offline upgrade SQL} from one alembic run over the whole range."""
+def upgrade_steps_by_revision(runner, current: list[str], target: str) -> dict:
+    """{revision: its offline upgrade step (sql, lint_sql)} from one alembic run over the whole range."""
     text = runner.run(["upgrade", offline_range(current, target), "--sql"])
-    return {step["to_revision"]: step["sql"] for step in split_offline_sql(text) if step["direction"] == "upgrade"}
+    return {step["to_revision"]: step for step in split_offline_sql(text) if step["direction"] == "upgrade"}
 
 
 def downgrade_sql_by_revision(runner, current: list[str], target: str, pending: list[str]) -> dict:
@@ -54,7 +54,7 @@ def downgrade_sql_by_revision(runner, current: list[str], target: str, pending: 
         try:
             text = runner.run(["downgrade", offline_range([top], ",".join(current) or "base", "downgrade"), "--sql"])
         except RunnerError as exc:
-            failing = last_started_revision(exc.stderr + exc.stdout)
+            failing = last_started_revision(exc.stderr + exc.stdout, runner.revision_files)
             if failing is None or failing not in pending or failing in found:
                 raise
             # the failing revision's SQL stops half-way: it has no working downgrade
@@ -119,9 +119,10 @@ def relation_key(name: str) -> str:
     return name[len("public.") :] if name.startswith("public.") else name
 
 
-def relax_findings_on_new_tables(revisions: list[dict]) -> None:
-    """Findings of those rules become `info` when every relation their statement touches was created earlier in
-    the plan: the table is empty and nobody else uses it yet, so nothing waits."""
+def relax_on_tables_the_plan_creates(revisions: list[dict]) -> None:
+    """For a statement whose every relation was created earlier in the plan, the findings of RULES_MOOT_ON_NEW_TABLES
+    become `info` and its backward-compatibility reasons become notes: the table is empty, nothing waits, and the
+    running release has never used it."""
     created: set[str] = set()
     for revision in revisions:
         for statement in revision["statements"]:
@@ -131,9 +132,16 @@ def relax_findings_on_new_tables(revisions: list[dict]) -> None:
                 for finding in revision.get("findings", []):
                     if finding["rule"] in RULES_MOOT_ON_NEW_TABLES and finding["statement"].strip() == text:
                         finding.update(severity="info", note="on a table this plan creates: empty, nothing waits")
+                statement["notes"] += [
+                    "%s, on a table this plan creates: the running release never used it" % reason
+                    for reason in statement["incompatible_reasons"]
+                ]
+                statement["incompatible_reasons"] = []
             for relation in statement["relations"]:
                 if any(note.startswith("created") for note in relation.get("notes", [])):
                     created.add(relation_key(relation["relation"]))
+        revision["incompatible_reasons"] = [r for s in revision["statements"] for r in s["incompatible_reasons"]]
+        revision["backward_compatible"] = not revision["incompatible_reasons"]
 
 
 def attach_sizes(revisions: list[dict], sizes: dict) -> None:
@@ -148,6 +156,7 @@ def plan_summary(revisions: list[dict]) -> dict:
         for relation in revision["relations"]:
             relations.setdefault(relation["relation"], []).append(revision["revision"])
     findings = [finding for revision in revisions for finding in revision.get("findings", [])]
+    data = [finding for revision in revisions for finding in revision.get("data_findings", [])]
     return {
         "pending": len(revisions),
         "relations": sorted(relations),
@@ -162,5 +171,8 @@ def plan_summary(revisions: list[dict]) -> dict:
         "rollback_method": "restore" if any(r["rollback_method"] == "restore" for r in revisions) else "downgrade",
         "lint_errors": len([finding for finding in findings if finding["severity"] == "error"]),
         "lint_warnings": len([finding for finding in findings if finding["severity"] == "warning"]),
+        "data_errors": len([finding for finding in data if finding["severity"] == "error"]),
+        "data_warnings": len([finding for finding in data if finding["severity"] == "warning"]),
+        "data_findings": [finding["message"] for finding in data if finding["severity"] != "ok"],
         "plan_hash": plan_hash([(revision["revision"], revision["sql"]) for revision in revisions]),
     }

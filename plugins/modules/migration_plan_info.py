@@ -19,6 +19,12 @@ description:
     table is visible before anyone runs it.
   - The plan hash is a sha256 over the ordered revision ids and their SQL; the same code and starting revision give
     the same hash on every machine.
+  - With O(data_checks), every pending statement that can fail on rows that exist now (C(SET NOT NULL), a new
+    C(NOT NULL) column without a default, a unique index or constraint, a primary key, a foreign key, a C(CHECK)
+    constraint, a column type change) is checked against the live database by a read-only query that counts those
+    rows, each in a C(READ ONLY) transaction of its own under O(data_check_timeout). Tables the plan creates are
+    skipped; a finding on a table an earlier statement of the plan writes to is a warning, since that data change
+    may fix the rows.
   - The script graph, the upgrade SQL and the downgrade SQL come from one python running alembic's own command line
     three times (one container start for a compose one-shot runner) when the runner's last word is an alembic
     console script or C(python -m alembic); otherwise, or when that run fails, each is a run of the runner itself.
@@ -61,6 +67,17 @@ options:
         rules, which M(safedeploy.migrations.alembic_migrate) covers).
     type: list
     elements: str
+  data_checks:
+    description:
+      - Count, in the live database, the rows each pending statement would fail on (see the description).
+    type: bool
+    default: true
+  data_check_timeout:
+    description:
+      - The C(statement_timeout) each data check runs under, as a PostgreSQL duration; a check that does not finish
+        in time is a warning, not an error.
+    type: str
+    default: 10s
 requirements:
   - pglast (the PostgreSQL parser) and squawk (the C(squawk-cli) package) on the managed host.
 seealso:
@@ -161,6 +178,16 @@ revisions:
       description: Why that rollback method.
       type: str
       sample: its downgrade reverses it
+    data_findings:
+      description:
+        - One per data check of the revision's statements (O(data_checks)), with its C(kind), C(relation),
+          C(columns), C(violations) (the count; null when only an error says it), an C(example) key, C(error),
+          C(severity) (V(error), V(warning) or V(ok)) and a one-line C(message).
+      type: list
+      elements: dict
+      sample:
+        - {"kind": "not_null", "relation": "orders", "columns": ["status"], "violations": 3, "example": {"id": "17"},
+           "severity": "error", "message": "0005_status_required (orders): 3 rows with NULL in status, e.g. id=17"}
 summary:
   description: The whole plan in one place.
   returned: always
@@ -175,6 +202,9 @@ summary:
     rollback_method: restore
     lint_errors: 1
     lint_warnings: 0
+    data_errors: 1
+    data_warnings: 0
+    data_findings: ["0005_status_required (orders): 3 rows with NULL in status, e.g. id=17"]
     plan_hash: 5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8
 history:
   description:
@@ -209,6 +239,9 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._alembic_sta
     AlembicStatus,
     alembic_argument_spec,
 )
+from ansible_collections.safedeploy.migrations.plugins.module_utils._data_check_run import run_data_checks
+from ansible_collections.safedeploy.migrations.plugins.module_utils._data_checks import plan_data_checks
+from ansible_collections.safedeploy.migrations.plugins.module_utils._lock_retry import duration_ms
 from ansible_collections.safedeploy.migrations.plugins.module_utils._migration_plan import (
     RELATION_SIZES_QUERY,
     attach_sizes,
@@ -217,8 +250,8 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._migration_p
     likely_offline_commands,
     offline_target,
     plan_summary,
-    relax_findings_on_new_tables,
-    upgrade_sql_by_revision,
+    relax_on_tables_the_plan_creates,
+    upgrade_steps_by_revision,
 )
 from ansible_collections.safedeploy.migrations.plugins.module_utils._postgres import (
     connect,
@@ -262,16 +295,18 @@ class Planner:
         revisions = []
         if pending:
             target_name = offline_target(self.params["revision"], target)
-            upgrades = upgrade_sql_by_revision(self.runner, status.current, target_name)
+            upgrades = upgrade_steps_by_revision(self.runner, status.current, target_name)
             downgrades = downgrade_sql_by_revision(self.runner, status.current, target_name, pending)
             for revision in pending:
+                step = upgrades[revision]
                 entry = describe_revision(
-                    revision, status.revisions[revision]["message"], upgrades[revision], downgrades.get(revision)
+                    revision, status.revisions[revision]["message"], step["sql"], downgrades.get(revision)
                 )
-                entry["findings"] = self.lint(entry["sql"])
+                entry["findings"] = self.lint(step["lint_sql"])
                 revisions.append(entry)
-            relax_findings_on_new_tables(revisions)
+            relax_on_tables_the_plan_creates(revisions)
             attach_sizes(revisions, self.relation_sizes(revisions))
+            self.check_data(revisions)
         summary = plan_summary(revisions)
         return dict(
             from_revision=",".join(status.current) or None,
@@ -281,6 +316,14 @@ class Planner:
             plan_hash=summary["plan_hash"],
             history=status.history(),
         )
+
+    def check_data(self, revisions: list[dict]) -> None:
+        findings = []
+        if self.params["data_checks"]:
+            timeout = duration_ms(self.params["data_check_timeout"])
+            findings = run_data_checks(self.connection, plan_data_checks(revisions), timeout)
+        for revision in revisions:
+            revision["data_findings"] = [found for found in findings if found["revision"] == revision["revision"]]
 
     def lint(self, sql: str) -> list[dict]:
         if not self.squawk:
@@ -309,10 +352,16 @@ def main() -> None:
         lint_error_rules=dict(type="list", elements="str"),
         lint_ignore_rules=dict(type="list", elements="str"),
         lint_warning_rules=dict(type="list", elements="str"),
+        data_checks=dict(type="bool", default=True),
+        data_check_timeout=dict(type="str", default="10s"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     if PGLAST_IMPORT_ERROR:
         module.fail_json(msg=missing_required_lib("pglast"), exception=PGLAST_IMPORT_ERROR)
+    try:
+        duration_ms(module.params["data_check_timeout"])
+    except ValueError as exc:
+        module.fail_json(msg="data_check_timeout: %s" % exc)
     try:
         planner = Planner(module)
         result = planner.plan()

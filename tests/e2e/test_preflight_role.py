@@ -20,7 +20,8 @@ def test_clear_way_prints_the_plan_and_changes_nothing(example_venv, database, r
     assert lines[0].startswith("plan 0002_job_priority -> 0004_drop_customer_legacy_code: 2 revision(s), hash ")
     assert "0004_drop_customer_legacy_code | " in lines[1] and "| restore" in lines[1]
     assert "customers: AccessExclusiveLock" in lines[2]
-    assert "incompatible" in lines[4] and lines[5] == "rollback method: restore" and lines[6] == "blockers: none"
+    assert lines[4].rstrip() == "data: 0 error(s), 0 warning(s)"
+    assert "incompatible" in lines[5] and lines[6] == "rollback method: restore" and lines[7] == "blockers: none"
     assert database.current_revisions() == ["0002_job_priority"]
 
 
@@ -50,7 +51,7 @@ def test_blocker_on_a_planned_table_stops_the_play_and_is_named(example_venv, da
         blocker_pid = blocker.info.backend_pid
         blocker.close()
     assert result.rc != 0
-    assert str(blocker_pid) in summary_lines(result)[6]
+    assert str(blocker_pid) in summary_lines(result)[7]
     refused = result.task("Refuse while sessions stand in the way")
     assert refused["failed"] and str(blocker_pid) in refused["msg"]
     assert database.current_revisions() == ["0003_jobs_queue_index"]

@@ -87,3 +87,48 @@ def test_normalize_and_range():
     assert normalize_sql("  a;  \n\n\n b;\n") == "a;\n b;\n"
     assert offline_range([], "head") == "head"
     assert offline_range(["0001"], "0003") == "0001:0003"
+
+
+# `alembic upgrade 0001:0003 --sql` with alembic's default: no transaction_per_migration, one transaction for the range
+ONE_TRANSACTION = """BEGIN;
+
+-- Running upgrade 0001 -> 0002
+
+ALTER TABLE jobs ADD COLUMN priority SMALLINT;
+
+UPDATE alembic_version SET version_num='0002' WHERE alembic_version.version_num = '0001';
+
+-- Running upgrade 0002 -> 0003
+
+ALTER TABLE jobs ADD COLUMN owner TEXT;
+
+UPDATE alembic_version SET version_num='0003' WHERE alembic_version.version_num = '0002';
+
+COMMIT;
+"""
+
+
+def test_a_range_in_one_transaction_gives_each_step_a_closed_transaction_to_lint():
+    first, second = split_offline_sql(ONE_TRANSACTION)
+    assert first["sql"].startswith("BEGIN;") and "COMMIT;" not in first["sql"]
+    assert second["sql"].rstrip().endswith("COMMIT;") and "BEGIN;" not in second["sql"]
+    assert first["lint_sql"] == first["sql"] + "\nCOMMIT;\n"
+    assert second["lint_sql"] == "BEGIN;\n\n" + second["sql"]
+
+
+def test_steps_that_close_their_own_transactions_lint_as_they_are():
+    for step in split_offline_sql(OFFLINE):
+        assert step["lint_sql"] == step["sql"]
+    (from_base,) = split_offline_sql(FROM_BASE)
+    assert from_base["lint_sql"] == "BEGIN;\n\n" + from_base["sql"]
+
+
+def test_the_downgrade_of_a_root_revision_ends_at_nothing():
+    # alembic writes the arrow and a blank where the parent would be
+    text = (
+        "BEGIN;\n\n-- Running downgrade 0002 -> 0001\n\nALTER TABLE jobs DROP COLUMN priority;\n\n"
+        "-- Running downgrade 0001 -> \n\nDROP TABLE jobs;\n\nDELETE FROM alembic_version;\n\nCOMMIT;\n"
+    )
+    child, root = split_offline_sql(text)
+    assert (root["from_revision"], root["to_revision"]) == ("0001", None)
+    assert "DROP TABLE jobs" in root["sql"] and "DROP TABLE jobs" not in child["sql"]

@@ -266,3 +266,49 @@ def test_a_python_without_alembic_leaves_every_command_to_the_runner(alembic_bin
     runner.prefetch([["history", "--verbose"]])
     assert runner.prefetched == {}
     assert runner.run(["history", "--verbose"]) == "direct history --verbose\n"
+
+
+def test_a_failing_downgrade_of_the_root_revision_is_blamed_on_the_root():
+    stderr = (
+        "INFO  [alembic.runtime.migration] Running downgrade 0002 -> 0001, phone\n"
+        "INFO  [alembic.runtime.migration] Running downgrade 0001 -> , initial\n"
+        "NotImplementedError: initial schema cannot go back\n"
+    )
+    assert applied_in_order(stderr)[-1] == ("downgrade", "0001", "")
+    assert last_started_revision(stderr) == "0001"
+    assert describe_failure(["downgrade", "base"], stderr).startswith("alembic downgrade base failed in revision 0001:")
+
+
+# what alembic prints when env.py configures no logging: no "Running upgrade" line, only the traceback
+SILENT_TRACEBACK = """Traceback (most recent call last):
+  File "/usr/local/bin/alembic", line 8, in <module>
+    sys.exit(main())
+  File "/usr/local/lib/python3.12/site-packages/alembic/command.py", line 403, in upgrade
+    script.run_env()
+  File "/app/alembic/env.py", line 70, in run_migrations_online
+    context.run_migrations()
+  File "/app/alembic/versions/2024_03_01_backfill_codes.py", line 21, in upgrade
+    backfill(op.get_bind())
+  File "/app/alembic/versions/2024_03_01_backfill_codes.py", line 12, in backfill
+    raise ValueError("orders without a customer")
+ValueError: orders without a customer
+"""
+
+
+@pytest.mark.parametrize(
+    ("revision_files", "expected"),
+    [
+        ({"2024_03_01_backfill_codes.py": "9f1c2ab3"}, "9f1c2ab3"),
+        # without the history: alembic's default file name starts with the revision
+        ({}, "2024"),
+    ],
+)
+def test_without_log_lines_the_revision_comes_from_the_traceback(revision_files, expected):
+    assert last_started_revision(SILENT_TRACEBACK, revision_files) == expected
+    message = describe_failure(["upgrade", "head"], SILENT_TRACEBACK, 1, revision_files)
+    assert message == "alembic upgrade head failed in revision %s: ValueError: orders without a customer" % expected
+
+
+def test_a_traceback_outside_any_revision_names_none():
+    stderr = '  File "/usr/lib/python3/site-packages/alembic/command.py", line 403, in upgrade\nKeyError: x\n'
+    assert last_started_revision(stderr) is None

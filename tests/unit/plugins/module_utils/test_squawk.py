@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from ansible_collections.safedeploy.migrations.plugins.module_utils import _squawk
+from ansible_collections.safedeploy.migrations.plugins.module_utils._alembic_offline import split_offline_sql
 from ansible_collections.safedeploy.migrations.plugins.module_utils._squawk import (
     DEFAULT_ERROR_RULES,
     DEFAULT_IGNORED_RULES,
@@ -338,3 +339,18 @@ def test_warning_rules_stay_warnings_even_when_errors_are_named(error_rules):
     severities = {f["rule"]: f["severity"] for f in classified}
     assert severities["require-concurrent-index-creation"] == "warning"
     assert severities["adding-required-field"] == "error"
+
+
+@needs_squawk
+def test_steps_of_a_range_in_one_transaction_lint_without_transaction_noise():
+    # alembic's default (no transaction_per_migration): one BEGIN before the first step, one COMMIT after the last
+    text = (
+        "BEGIN;\n\n-- Running upgrade 0001 -> 0002\n\nALTER TABLE jobs ADD COLUMN priority SMALLINT;\n\n"
+        "-- Running upgrade 0002 -> 0003\n\nALTER TABLE jobs ADD COLUMN owner TEXT;\n\nCOMMIT;\n"
+    )
+    noise = {"ban-uncommitted-transaction", "transaction-nesting"}
+    steps = split_offline_sql(text)
+    as_cut = {finding["rule"] for step in steps for finding in lint_sql(SQUAWK, step["sql"], pg_version="15.0")}
+    closed = {finding["rule"] for step in steps for finding in lint_sql(SQUAWK, step["lint_sql"], pg_version="15.0")}
+    assert as_cut & noise, "the steps as alembic cut them look unbalanced to squawk"
+    assert not closed & noise
