@@ -100,7 +100,14 @@ def test_first_deploy_keeps_the_password_to_the_env_file(target, audit):
 
 
 def test_on_demand_backup(target, audit):
+    # rows enough for pg_dump to run a second or so: a dump of the bare example database can end between two of the
+    # sampler's reads of /proc, and the test must see pg_dump's argv to show that it holds no secret
+    bulk = "CREATE TABLE audit_bulk AS SELECT g, md5(g::text) AS digest FROM generate_series(1, 200000) AS g"
+    with target.connect() as connection:
+        connection.execute(bulk)
     playbook = audit.run("backup", "backup.yml")
+    with target.connect() as connection:
+        connection.execute("DROP TABLE audit_bulk")
     assert playbook.rc == 0, playbook.failures()
     assert ("pg_dump", "docker CLI") in audit.seen("backup"), audit.seen("backup")
 
