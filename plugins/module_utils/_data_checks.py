@@ -54,7 +54,7 @@ def names(nodes) -> list[str]:
 
 def check(kind: str, table: str, columns: list[str], **fields) -> dict:
     return dict(
-        {"kind": kind, "relation": table, "columns": columns, "predicate": None, "group_by": None},
+        {"kind": kind, "relation": table, "columns": columns, "predicate": None, "group_by": None, "only": False},
         **fields,
     )
 
@@ -128,6 +128,14 @@ def type_change_check(table: str, cmd) -> list[dict]:
 def alter_table_checks(stmt) -> list[dict]:
     if stmt.objtype.name != "OBJECT_TABLE":
         return []
+    checks = alter_table_commands(stmt)
+    for found in checks:
+        # ALTER TABLE ONLY a partitioned or inherited parent checks the parent's own rows
+        found["only"] = not stmt.relation.inh
+    return checks
+
+
+def alter_table_commands(stmt) -> list[dict]:
     table = quoted_relation(stmt.relation)
     checks = []
     for cmd in stmt.cmds or ():
@@ -238,7 +246,7 @@ def check_queries(found: dict, key_columns: list[str], referenced_columns: list[
     """(count query, example query) of one check; the example shows the first violating row's key (the primary key,
     else its ctid), or a duplicated key. For a type change only converting shows a failure: (conversion query,
     None)."""
-    table = "%s AS %s" % (found["relation"], ROW)
+    table = "%s%s AS %s" % ("ONLY " if found.get("only") else "", found["relation"], ROW)
     if found["kind"] == "unique":
         keys = ", ".join(found["group_by"])
         where = " WHERE %s" % found["predicate"] if found["predicate"] else ""

@@ -174,5 +174,8 @@ def plan_summary(revisions: list[dict]) -> dict:
         "data_errors": len([finding for finding in data if finding["severity"] == "error"]),
         "data_warnings": len([finding for finding in data if finding["severity"] == "warning"]),
         "data_findings": [finding["message"] for finding in data if finding["severity"] != "ok"],
+        "concurrent_indexes": [
+            s["concurrent_index"] for revision in revisions for s in revision["statements"] if s.get("concurrent_index")
+        ],
         "plan_hash": plan_hash([(revision["revision"], revision["sql"]) for revision in revisions]),
     }

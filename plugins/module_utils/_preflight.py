@@ -14,6 +14,8 @@ SESSION_FINDINGS = ("lock_holders", "long_transactions", "idle_in_transaction", 
 SESSION_POLICIES = ("wait", "fail", "cancel", "terminate", "ignore")
 STATE_FINDINGS = ("invalid_indexes", "transaction_pooling")
 STATE_POLICIES = ("fail", "warn", "ignore")
+# invalid_indexes may also be dropped, when the plan builds them again
+INVALID_INDEX_POLICIES = STATE_POLICIES + ("drop",)
 DEFAULT_POLICIES = {
     "lock_holders": "wait",
     "long_transactions": "wait",
@@ -143,13 +145,28 @@ def blocked_message(what: str, decisions: list) -> str:
     return "%s: %s" % (what, sessions)
 
 
-def state_verdicts(lock_info: dict, pooler: dict | None, policies: dict) -> tuple:
-    """(failure sentences, warning sentences) for invalid indexes and transaction pooling."""
+def planned_invalid_indexes(invalid: list, planned: list) -> list:
+    """The invalid indexes the plan builds again (by name, or schema.name): what a failed CREATE INDEX CONCURRENTLY
+    of an earlier run left, which keeps the retry from building it while it holds the name."""
+    wanted = {name.lower().replace('"', "") for name in planned or ()}
+    return [
+        index for index in invalid if {index["index"].lower(), "%s.%s" % (index["schema"], index["index"])} & wanted
+    ]
+
+
+def state_verdicts(lock_info: dict, pooler: dict | None, policies: dict, planned_indexes: list | None = None) -> tuple:
+    """(failure sentences, warning sentences) for invalid indexes and transaction pooling. With the `drop` policy
+    the invalid indexes the plan builds again are left to be dropped, the others are warnings."""
     failures, warnings = [], []
-    if lock_info["invalid_indexes"] and policies["invalid_indexes"] != "ignore":
-        names = ", ".join("%s.%s on %s" % (i["schema"], i["index"], i["table"]) for i in lock_info["invalid_indexes"])
+    policy = policies["invalid_indexes"]
+    invalid = lock_info["invalid_indexes"]
+    if policy == "drop":
+        dropped = planned_invalid_indexes(invalid, planned_indexes)
+        invalid = [index for index in invalid if index not in dropped]
+    if invalid and policy != "ignore":
+        names = ", ".join("%s.%s on %s" % (i["schema"], i["index"], i["table"]) for i in invalid)
         sentence = "invalid indexes (left by an interrupted CREATE INDEX CONCURRENTLY?): %s" % names
-        (failures if policies["invalid_indexes"] == "fail" else warnings).append(sentence)
+        (failures if policy == "fail" else warnings).append(sentence)
     if pooler and pooler["transaction_pooling"] and policies["transaction_pooling"] != "ignore":
         sentence = (
             "the connection goes through a transaction-pooling proxy (%s); advisory locks and session settings are "

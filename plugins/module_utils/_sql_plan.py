@@ -136,6 +136,7 @@ class _Findings:
         self.destructive = False
         self.reasons = []
         self.notes = []
+        self.concurrent_index = None
 
     def lock(self, relation, mode: str, rewrites=False, scans=False, note=None) -> str:
         """Record `mode` on a RangeVar, a sequence of String parts or an already formatted name; returns the name."""
@@ -312,6 +313,10 @@ def _create_table(stmt, found: _Findings) -> None:
 def _create_index(stmt, found: _Findings) -> None:
     table = found.lock(stmt.relation, SHARE_UPDATE_EXCLUSIVE if stmt.concurrent else SHARE, scans=True)
     found.transactional = not stmt.concurrent
+    if stmt.concurrent and stmt.idxname:
+        # an interrupted concurrent build leaves this index invalid; it lives in its table's schema
+        parts = [stmt.relation.schemaname, stmt.idxname] if stmt.relation.schemaname else [stmt.idxname]
+        found.concurrent_index = ".".join(parts)
     if stmt.unique:
         named = " " + maybe_double_quote_name(stmt.idxname) if stmt.idxname else ""
         found.reasons.append("adds unique index%s on %s" % (named, table))
@@ -541,6 +546,7 @@ def _analyze_statement(text: str, stmt, outside: bool, version_table: str) -> di
         "destructive": found.destructive and not bookkeeping,
         "incompatible_reasons": [] if bookkeeping else found.reasons,
         "notes": [] if bookkeeping else found.notes,
+        "concurrent_index": found.concurrent_index,
     }
 
 

@@ -189,7 +189,10 @@ revisions:
         - {"kind": "not_null", "relation": "orders", "columns": ["status"], "violations": 3, "example": {"id": "17"},
            "severity": "error", "message": "0005_status_required (orders): 3 rows with NULL in status, e.g. id=17"}
 summary:
-  description: The whole plan in one place.
+  description:
+    - The whole plan in one place.
+    - C(concurrent_indexes) names the indexes the plan builds with C(CONCURRENTLY), which an interrupted build
+      leaves invalid (see O(safedeploy.migrations.pg_preflight#module:planned_indexes)).
   returned: always
   type: dict
   sample:
@@ -205,6 +208,7 @@ summary:
     data_errors: 1
     data_warnings: 0
     data_findings: ["0005_status_required (orders): 3 rows with NULL in status, e.g. id=17"]
+    concurrent_indexes: [ix_jobs_queue]
     plan_hash: 5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8
 history:
   description:

@@ -50,7 +50,8 @@ options:
   policies:
     description:
       - What to do about each finding. Session findings take V(wait), V(fail), V(cancel), V(terminate) or
-        V(ignore); V(invalid_indexes) and V(transaction_pooling) take V(fail), V(warn) or V(ignore).
+        V(ignore); V(invalid_indexes) and V(transaction_pooling) take V(fail), V(warn) or V(ignore);
+        V(invalid_indexes) also takes V(drop).
     type: dict
     suboptions:
       lock_holders:
@@ -74,15 +75,27 @@ options:
         choices: [wait, fail, cancel, terminate, ignore]
         default: wait
       invalid_indexes:
-        description: Invalid indexes of the database, such as left by an interrupted C(CREATE INDEX CONCURRENTLY).
+        description:
+          - Invalid indexes of the database, such as left by an interrupted C(CREATE INDEX CONCURRENTLY).
+          - V(drop) drops, with C(DROP INDEX CONCURRENTLY), those named in O(planned_indexes), which the migration
+            builds again and could not while the invalid one holds the name; an index still being built (listed in
+            C(pg_stat_progress_create_index)) is left alone. Other invalid indexes are warnings.
         type: str
-        choices: [fail, warn, ignore]
+        choices: [fail, warn, ignore, drop]
         default: warn
       transaction_pooling:
         description: The connection goes through a transaction-pooling proxy, where advisory locks are unsafe.
         type: str
         choices: [fail, warn, ignore]
         default: fail
+  planned_indexes:
+    description:
+      - Indexes, by name or C(schema.name), that the migration builds concurrently, for example
+        C(summary.concurrent_indexes) of RV(safedeploy.migrations.migration_plan_info#module:summary); what
+        O(policies.invalid_indexes=drop) may drop.
+    type: list
+    elements: str
+    default: []
   min_xact_age:
     description: Transactions open for at least this many seconds are C(long_transactions).
     type: float
@@ -204,7 +217,9 @@ actions:
   contains:
     pid: {description: The session., type: int, returned: always, sample: 4200}
     action:
-      description: One of V(fail), V(wait), V(cancel), V(terminate), or those with a V(would_) prefix in check mode.
+      description:
+        - One of V(fail), V(wait), V(cancel), V(terminate), V(drop_index), or those with a V(would_) prefix in check
+          mode. V(drop_index) entries have no C(pid) and name the C(index).
       type: str
       returned: always
       sample: terminate
@@ -227,11 +242,15 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._lock_info i
 from ansible_collections.safedeploy.migrations.plugins.module_utils._postgres import (
     connect,
     describe_target,
+    error_text,
     postgres_common_argument_spec,
+    psycopg,
+    sql,
 )
 from ansible_collections.safedeploy.migrations.plugins.module_utils._preflight import (
     APPLICATION_NAME,
     DEFAULT_POLICIES,
+    INVALID_INDEX_POLICIES,
     SESSION_POLICIES,
     SIGNAL_FUNCTIONS,
     STATE_FINDINGS,
@@ -241,6 +260,7 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._preflight i
     decide,
     drop_allowed,
     drop_transactions_begun_since,
+    planned_invalid_indexes,
     session_findings,
     signal_query,
     state_verdicts,
@@ -249,6 +269,11 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._preflight i
 
 # Time for a signalled backend to leave pg_stat_activity before the next read.
 SIGNAL_SETTLE_SECONDS = 0.2
+# An invalid index is also what a CREATE INDEX CONCURRENTLY still running shows; that one is never dropped.
+BUILDING_QUERY = (
+    "SELECT pid FROM pg_stat_progress_create_index "
+    "WHERE index_relid = to_regclass(quote_ident(%(schema)s) || '.' || quote_ident(%(index)s))"
+)
 
 
 class Preflight:
@@ -260,6 +285,7 @@ class Preflight:
         self.reader = LockInfoReader(module, connection, APPLICATION_NAME)
         self.actions: list = []
         self.signalled: set = set()
+        self.dropped: list = []
         self.previous_read: float | None = None
         self.result: dict = {"cleared": False, "findings": {}, "remaining": [], "waited_seconds": 0.0}
 
@@ -282,11 +308,38 @@ class Preflight:
             transaction_pooling=pooler["transaction_pooling"],
             missing_relations=lock_info["missing_relations"],
         )
-        failures, warnings = state_verdicts(lock_info, pooler, self.params["policies"])
+        failures, warnings = state_verdicts(lock_info, pooler, self.params["policies"], self.params["planned_indexes"])
         for warning in warnings:
             self.module.warn(warning)
         if failures:
             self.fail("pre-flight of %s failed: %s" % (self.target(), "; ".join(failures)))
+        if self.params["policies"]["invalid_indexes"] == "drop":
+            for index in planned_invalid_indexes(lock_info["invalid_indexes"], self.params["planned_indexes"]):
+                self.drop_invalid_index(index)
+
+    def drop_invalid_index(self, index: dict) -> None:
+        name = "%s.%s" % (index["schema"], index["index"])
+        building = self.reader.rows("the build of %s" % name, BUILDING_QUERY, index)
+        if building:
+            self.module.warn(
+                "invalid index %s is still being built by pid %s; not dropped" % (name, building[0]["pid"])
+            )
+            return
+        action = {"pid": None, "application_name": None, "index": name}
+        reason = "invalid index %s on %s, which the plan builds again" % (name, index["table"])
+        if self.module.check_mode:
+            self.actions.append(dict(action, action=would("drop_index"), reason=reason))
+            return
+        statement = sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(
+            sql.Identifier(index["schema"], index["index"])
+        )
+        try:
+            self.reader.queries.append(statement.as_string(self.reader.cursor))
+            self.reader.cursor.execute(statement)
+        except psycopg.Error as exc:
+            self.fail("dropping invalid index %s on %s failed: %s" % (name, self.target(), error_text(exc)))
+        self.dropped.append(name)
+        self.actions.append(dict(action, action="drop_index", reason=reason))
 
     def target(self) -> str:
         return describe_target(self.params, self.reader.database)
@@ -345,13 +398,16 @@ class Preflight:
         self.actions.extend(action_entry(d, would(d["action"])) for d in decisions)
         self.result["cleared"] = not decisions
         self.result["remaining"] = decisions
-        changed = any(d["action"] in SIGNAL_FUNCTIONS for d in decisions)
+        changed = any(d["action"] in SIGNAL_FUNCTIONS for d in decisions) or any(
+            entry["action"] == would("drop_index") for entry in self.actions
+        )
         return dict(self.result, changed=changed, actions=self.actions, queries=self.reader.queries)
 
     def finish(self, decisions: list) -> dict:
         self.result["cleared"] = True
         self.result["remaining"] = decisions
-        return dict(self.result, changed=bool(self.signalled), actions=self.actions, queries=self.reader.queries)
+        changed = bool(self.signalled or self.dropped)
+        return dict(self.result, changed=changed, actions=self.actions, queries=self.reader.queries)
 
 
 def validate(module: AnsibleModule) -> None:
@@ -366,16 +422,16 @@ def main() -> None:
     argument_spec = postgres_common_argument_spec()
     session_policy = dict(type="str", choices=list(SESSION_POLICIES))
     state_policy = dict(type="str", choices=list(STATE_POLICIES))
+    choices = {name: state_policy if name in STATE_FINDINGS else session_policy for name in DEFAULT_POLICIES}
+    choices["invalid_indexes"] = dict(type="str", choices=list(INVALID_INDEX_POLICIES))
     argument_spec.update(
         relations=dict(type="list", elements="str", required=True),
         policies=dict(
             type="dict",
             apply_defaults=True,
-            options={
-                name: dict(state_policy if name in STATE_FINDINGS else session_policy, default=value)
-                for name, value in DEFAULT_POLICIES.items()
-            },
+            options={name: dict(choices[name], default=value) for name, value in DEFAULT_POLICIES.items()},
         ),
+        planned_indexes=dict(type="list", elements="str", default=[]),
         min_xact_age=dict(type="float", default=60),
         signal_min_age=dict(type="float", default=60),
         allow_applications=dict(type="list", elements="str", default=[]),

@@ -192,3 +192,8 @@ def test_a_statement_the_builder_cannot_render_is_a_warning_not_a_failure(monkey
     assert message(found, finding) == (
         "0003 (orders): rows the statement requires: no check query could be built: node X"
     )
+
+
+def test_alter_table_only_checks_the_parents_own_rows():
+    count, _example = queries("ALTER TABLE ONLY measurements ALTER COLUMN at SET NOT NULL")
+    assert count == "SELECT count(*) FROM ONLY measurements AS checked WHERE checked.at IS NULL"

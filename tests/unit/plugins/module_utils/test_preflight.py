@@ -14,6 +14,7 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._preflight i
     describe_session,
     drop_allowed,
     drop_transactions_begun_since,
+    planned_invalid_indexes,
     relations_by_pid,
     session_findings,
     signal_query,
@@ -223,3 +224,31 @@ def test_state_verdicts(invalid, pooler, overrides, failures, warnings):
     assert (len(found_failures), len(found_warnings)) == (failures, warnings)
     for sentence in found_failures + found_warnings:
         assert "public.orders_code_idx on orders" in sentence or "transaction-pooling" in sentence
+
+
+INVALID = [
+    {"schema": "public", "index": "ix_orders_email", "table": "orders"},
+    {"schema": "public", "index": "ix_old", "table": "customers"},
+]
+
+
+@pytest.mark.parametrize(
+    ("planned", "expected"),
+    [
+        (["ix_orders_email"], ["ix_orders_email"]),
+        (["public.ix_orders_email"], ["ix_orders_email"]),
+        (['"IX_Orders_Email"'], ["ix_orders_email"]),
+        (["shop.ix_orders_email"], []),
+        ([], []),
+    ],
+)
+def test_the_invalid_indexes_the_plan_builds_again(planned, expected):
+    assert [index["index"] for index in planned_invalid_indexes(INVALID, planned)] == expected
+
+
+def test_with_drop_the_planned_invalid_index_is_no_warning_and_the_others_are():
+    lock_info = {"invalid_indexes": INVALID}
+    policies = dict(DEFAULT_POLICIES, invalid_indexes="drop")
+    failures, warnings = state_verdicts(lock_info, None, policies, ["ix_orders_email"])
+    assert failures == [] and len(warnings) == 1
+    assert "public.ix_old on customers" in warnings[0] and "ix_orders_email" not in warnings[0]

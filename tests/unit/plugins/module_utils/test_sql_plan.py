@@ -633,3 +633,16 @@ def test_missing_pglast_is_an_import_error(monkeypatch):
     monkeypatch.setattr(_sql_plan, "parse_sql", None)
     with pytest.raises(ImportError, match="pglast is required"):
         analyze_sql("SELECT 1")
+
+
+@pytest.mark.parametrize(
+    ("sql", "index"),
+    [
+        ("CREATE INDEX CONCURRENTLY ix_jobs_queue ON jobs (priority)", "ix_jobs_queue"),
+        ("CREATE UNIQUE INDEX CONCURRENTLY ux ON shop.orders (code)", "shop.ux"),
+        ("CREATE INDEX ix_jobs_queue ON jobs (priority)", None),
+        ("CREATE INDEX CONCURRENTLY ON jobs (priority)", None),
+    ],
+)
+def test_a_concurrent_build_names_the_index_it_may_leave_invalid(sql, index):
+    assert analyze_sql(sql + ";")[0]["concurrent_index"] == index
