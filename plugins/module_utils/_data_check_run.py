@@ -31,10 +31,11 @@ def run_data_checks(connection, checks: list[dict], timeout_ms: int) -> list[dic
     `severity` is `error` for rows that would fail, `warning` where an earlier data change of the plan may fix them or
     the check could not finish, `ok` otherwise."""
     version = connection.info.server_version
-    return [run_data_check(connection, found, timeout_ms, version) for found in checks]
+    primary_keys: dict = {}
+    return [run_data_check(connection, found, timeout_ms, version, primary_keys) for found in checks]
 
 
-def run_data_check(connection, found: dict, timeout_ms: int, server_version_num: int) -> dict:
+def run_data_check(connection, found: dict, timeout_ms: int, server_version_num: int, primary_keys: dict) -> dict:
     finding = {key: found[key] for key in ("revision", "statement", "kind", "relation", "columns", "written_by")}
     finding.update(violations=None, example=None, error=found.get("error"))
     if finding["error"]:
@@ -45,10 +46,10 @@ def run_data_check(connection, found: dict, timeout_ms: int, server_version_num:
         with connection.transaction(), connection.cursor() as cursor:
             cursor.execute("SET TRANSACTION READ ONLY")
             cursor.execute("SELECT set_config('statement_timeout', %s, true)", ("%dms" % timeout_ms,))
-            keys = [quoted(name) for name in primary_key(cursor, found["relation"])]
+            keys = primary_key(cursor, found["relation"], primary_keys)
             referenced = found.get("referenced_columns")
             if found["kind"] == "foreign_key" and not referenced:
-                referenced = [quoted(name) for name in primary_key(cursor, found["referenced"])]
+                referenced = primary_key(cursor, found["referenced"], primary_keys)
             count_sql, example_sql = check_queries(found, keys, referenced, server_version_num)
             counted = cursor.execute(count_sql).fetchone()[0]
             if example_sql is not None:
@@ -76,8 +77,11 @@ def run_data_check(connection, found: dict, timeout_ms: int, server_version_num:
     return finding
 
 
-def primary_key(cursor, relation: str) -> list[str]:
-    return [row[0] for row in cursor.execute(PRIMARY_KEY_QUERY, (relation,)).fetchall()]
+def primary_key(cursor, relation: str, known: dict) -> list[str]:
+    """The relation's primary key columns, quoted; read once per relation and kept in `known`."""
+    if relation not in known:
+        known[relation] = [quoted(row[0]) for row in cursor.execute(PRIMARY_KEY_QUERY, (relation,)).fetchall()]
+    return known[relation]
 
 
 def first_line(exc: Exception) -> str:

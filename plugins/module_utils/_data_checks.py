@@ -11,6 +11,13 @@ from __future__ import annotations
 
 import traceback
 
+from ansible_collections.safedeploy.migrations.plugins.module_utils._sql_plan import (
+    _SERIAL_TYPES,
+    _object_name,
+    created_relations,
+    relation_key,
+)
+
 PGLAST_IMPORT_ERROR = None
 try:
     from pglast.parser import parse_sql
@@ -37,11 +44,6 @@ FINDS = {
 
 def render(node) -> str:
     return RawStream()(node)
-
-
-def quoted_relation(range_var) -> str:
-    parts = [part for part in (range_var.catalogname, range_var.schemaname, range_var.relname) if part]
-    return ".".join(maybe_double_quote_name(part) for part in parts)
 
 
 def quoted(name: str) -> str:
@@ -92,7 +94,7 @@ def constraint_checks(table: str, constraint) -> list[dict]:
                 "foreign_key",
                 table,
                 local,
-                referenced=quoted_relation(constraint.pktable),
+                referenced=_object_name(constraint.pktable),
                 referenced_columns=names(constraint.pk_attrs) or None,
                 full_match=constraint.fk_matchtype == "f",
             )
@@ -109,9 +111,7 @@ def add_column_checks(table: str, column_def) -> list[dict]:
     constraints = column_def.constraints or ()
     kinds = {constraint.contype.name for constraint in constraints}
     has_default = bool(kinds & {"CONSTR_DEFAULT", "CONSTR_IDENTITY", "CONSTR_GENERATED"})
-    serial = column_def.typeName is not None and column_def.typeName.names[-1].sval in (
-        "smallserial", "serial", "bigserial", "serial2", "serial4", "serial8"
-    )  # fmt: skip
+    serial = column_def.typeName is not None and column_def.typeName.names[-1].sval in _SERIAL_TYPES
     if kinds & {"CONSTR_NOTNULL", "CONSTR_PRIMARY"} and not has_default and not serial:
         return [check("not_null_column", table, [column], predicate="true")]
     return []
@@ -136,7 +136,7 @@ def alter_table_checks(stmt) -> list[dict]:
 
 
 def alter_table_commands(stmt) -> list[dict]:
-    table = quoted_relation(stmt.relation)
+    table = _object_name(stmt.relation)
     checks = []
     for cmd in stmt.cmds or ():
         subtype = cmd.subtype.name
@@ -154,7 +154,7 @@ def alter_table_commands(stmt) -> list[dict]:
 def index_checks(stmt) -> list[dict]:
     if not stmt.unique:
         return []
-    table = quoted_relation(stmt.relation)
+    table = _object_name(stmt.relation)
     keys = [render(param.expr) if param.expr is not None else "%s.%s" % (ROW, quoted(param.name)) for param in
             stmt.indexParams]  # fmt: skip
     columns = [render(param.expr) if param.expr is not None else quoted(param.name) for param in stmt.indexParams]
@@ -172,13 +172,8 @@ def statement_checks(sql: str) -> list[dict]:
     try:
         return handler(stmt) if handler else []
     except Exception as exc:  # noqa: BLE001 - a statement the builder cannot render must not stop the plan
-        table = quoted_relation(stmt.relation) if getattr(stmt, "relation", None) is not None else "?"
+        table = _object_name(stmt.relation) if getattr(stmt, "relation", None) is not None else "?"
         return [check("unbuilt", table, [], error="no check query could be built: %s" % exc)]
-
-
-def relation_key(name: str) -> str:
-    name = name.lower().replace('"', "")
-    return name[len("public.") :] if name.startswith("public.") else name
 
 
 def plan_data_checks(revisions: list[dict]) -> list[dict]:
@@ -200,12 +195,11 @@ def plan_data_checks(revisions: list[dict]) -> list[dict]:
                     revision=revision["revision"], statement=statement["statement"], written_by=written.get(key)
                 )
                 checks.append(found)
-            for relation in statement["relations"]:
-                key = relation_key(relation["relation"])
-                if any(note.startswith("created") for note in relation.get("notes", [])):
-                    created.add(key)
-                elif statement["kind"] in WRITING_KINDS and relation["lock_mode"] == "RowExclusiveLock":
-                    written[key] = revision["revision"]
+            created.update(created_relations(statement))
+            if statement["kind"] in WRITING_KINDS:
+                for relation in statement["relations"]:
+                    if relation["lock_mode"] == "RowExclusiveLock":
+                        written[relation_key(relation["relation"])] = revision["revision"]
     return checks
 
 

@@ -17,7 +17,12 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._alembic_run
     RunnerError,
     last_started_revision,
 )
-from ansible_collections.safedeploy.migrations.plugins.module_utils._sql_plan import analyze_sql, summarize
+from ansible_collections.safedeploy.migrations.plugins.module_utils._sql_plan import (
+    analyze_sql,
+    created_relations,
+    relation_key,
+    summarize,
+)
 
 RELATION_SIZES_QUERY = """SELECT requested.name, c.oid IS NOT NULL AS exists, c.reltuples::bigint AS rows_estimate,
     CASE WHEN c.oid IS NULL THEN NULL ELSE pg_total_relation_size(c.oid) END AS total_bytes, c.relkind::text
@@ -114,11 +119,6 @@ RULES_MOOT_ON_NEW_TABLES = {
 }  # fmt: skip
 
 
-def relation_key(name: str) -> str:
-    name = name.lower().replace('"', "")
-    return name[len("public.") :] if name.startswith("public.") else name
-
-
 def relax_on_tables_the_plan_creates(revisions: list[dict]) -> None:
     """For a statement whose every relation was created earlier in the plan, the findings of RULES_MOOT_ON_NEW_TABLES
     become `info` and its backward-compatibility reasons become notes: the table is empty, nothing waits, and the
@@ -137,9 +137,7 @@ def relax_on_tables_the_plan_creates(revisions: list[dict]) -> None:
                     for reason in statement["incompatible_reasons"]
                 ]
                 statement["incompatible_reasons"] = []
-            for relation in statement["relations"]:
-                if any(note.startswith("created") for note in relation.get("notes", [])):
-                    created.add(relation_key(relation["relation"]))
+            created.update(created_relations(statement))
         revision["incompatible_reasons"] = [r for s in revision["statements"] for r in s["incompatible_reasons"]]
         revision["backward_compatible"] = not revision["incompatible_reasons"]
 

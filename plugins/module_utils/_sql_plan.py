@@ -165,6 +165,21 @@ def _name_parts(node) -> list:
     return [item.sval for item in node]
 
 
+def relation_key(name: str) -> str:
+    """A relation name as the plan compares them: unquoted, lower case, without the public schema."""
+    name = name.lower().replace('"', "")
+    return name[len("public.") :] if name.startswith("public.") else name
+
+
+def created_relations(statement: dict) -> list[str]:
+    """The relation_key of each relation an analysed statement creates."""
+    return [
+        relation_key(relation["relation"])
+        for relation in statement["relations"]
+        if any(note.startswith("created") for note in relation.get("notes", []))
+    ]
+
+
 def _object_name(node) -> str:
     return ".".join(maybe_double_quote_name(part) for part in _name_parts(node))
 
