@@ -16,6 +16,8 @@ import re
 import signal
 import subprocess
 
+from ansible_collections.safedeploy.migrations.plugins.module_utils._plan_trace import TRACE_LISTENERS
+
 _PR_SET_PDEATHSIG = 1
 CONTROLLER_CHECK_SECONDS = 0.5
 # a root revision's downgrade ends at nothing: "Running downgrade 0001 -> , initial"
@@ -28,17 +30,14 @@ _CONFIG_ERRORS = re.compile(
     r"No such revision|ModuleNotFoundError|ImportError|SyntaxError"
 )
 
-# Runs several alembic commands in one python, each with its own exit status and output captured at the file
-# descriptors (alembic's Config keeps the sys.stdout it was imported with); 97 when alembic is not importable
-BATCH_DRIVER = """
-import json, os, sys, tempfile
-try:
-    from alembic.config import CommandLine
-except ImportError:
-    sys.exit(97)
+# Runs alembic commands in one python, each with its own exit status and output captured at the file descriptors
+# (alembic's Config keeps the sys.stdout it was imported with): `answers` gets {rc, stdout, stderr} per command;
+# `before_command(number)` runs first, and the loop stops after a failure when `stop_on_failure` is set
+CAPTURED_COMMANDS = """
 answers = []
 saved = os.dup(1), os.dup(2)
-for args in json.loads(sys.argv[1]):
+for number, args in enumerate(commands):
+    before_command(number)
     captured = tempfile.TemporaryFile(), tempfile.TemporaryFile()
     sys.stdout.flush(); sys.stderr.flush()
     os.dup2(captured[0].fileno(), 1); os.dup2(captured[1].fileno(), 2)
@@ -58,8 +57,27 @@ for args in json.loads(sys.argv[1]):
         handle.seek(0)
         texts.append(handle.read().decode("utf-8", "replace"))
     answers.append({"rc": rc % 256, "stdout": texts[0], "stderr": texts[1]})
-json.dump(answers, sys.stdout)
+    if rc and stop_on_failure:
+        break
 """
+# The offline commands of a plan in one python; 97 when alembic is not importable
+BATCH_DRIVER = (
+    """
+import json, os, sys, tempfile
+try:
+    from alembic.config import CommandLine
+except ImportError:
+    sys.exit(97)
+commands = json.loads(sys.argv[1])
+stop_on_failure = False
+def before_command(number):
+    pass
+"""
+    + CAPTURED_COMMANDS
+    + "json.dump(answers, sys.stdout)\n"
+)
+# The commands of a traced plan, with TRACE_LISTENERS recording what they execute
+TRACE_DRIVER = TRACE_LISTENERS + CAPTURED_COMMANDS + 'json.dump({"answers": answers, "events": events}, sys.stdout)\n'
 
 
 class RunnerError(Exception):
@@ -137,6 +155,33 @@ class AlembicRunner:
             answers = []
         for args, answer in zip(commands, answers):
             self.prefetched[tuple(args)] = (answer["rc"], answer["stdout"], answer["stderr"])
+
+    def trace(self, database: str, commands: list[list[str]]) -> tuple[list[dict], list[dict]]:
+        """(answers, events) of alembic commands run for real against `database` with every statement recorded
+        (TRACE_DRIVER); the runner's alembic must be a console script or `python -m alembic`."""
+        swapped = python_in_place_of_alembic(self.runner)
+        if swapped is None:
+            raise RunnerError(
+                "a traced plan runs the runner's own python with alembic, and the runner names no alembic "
+                "(a console script or python -m alembic)",
+                self.runner,
+                2,
+            )
+        python, alembic_options = swapped
+        request = json.dumps({"database": database, "commands": [alembic_options + args for args in commands]})
+        rc, stdout, stderr = self.spawn(python, ["-c", TRACE_DRIVER, request], record=False)
+        if rc == 97:
+            raise RunnerError("the runner's python cannot import alembic and SQLAlchemy", python, rc, stdout, stderr)
+        try:
+            report = json.loads(stdout)
+        except ValueError:
+            report = None
+        if rc != 0 or not isinstance(report, dict):
+            cause = last_error_line(stderr + stdout)
+            raise RunnerError("the traced alembic run failed to start: %s" % cause, python, rc, stdout, stderr)
+        for args, _answer in zip(commands, report["answers"]):
+            self.commands.append(self.runner + args + ["(traced, on database %s)" % database])
+        return report["answers"], report["events"]
 
     def spawn(self, runner: list[str], args: list[str], extra_env: dict | None = None, record: bool = True):
         """(rc, stdout, stderr) of runner + args; a process that cannot start or loses its controller raises."""
@@ -309,6 +354,8 @@ def last_error_line(stderr: str) -> str:
         if (
             line.startswith("FAILED:")
             or re.match(r"^[\w.]+(Error|Exception|Warning|NotAvailable)\b", line)
+            # the last line of a Python traceback: a (dotted) exception class and its message
+            or re.match(r"^(?:\w+\.)*[A-Z]\w*: \S", line)
             or "Error:" in line
         ):
             return line

@@ -15,7 +15,15 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._alembic_off
 )
 from ansible_collections.safedeploy.migrations.plugins.module_utils._alembic_runner import (
     RunnerError,
+    last_error_line,
     last_started_revision,
+)
+from ansible_collections.safedeploy.migrations.plugins.module_utils._plan_trace import (
+    cut_into_revisions,
+    drop_bookkeeping_reads,
+    overlay_traced_locks,
+    traced_locks,
+    traced_sql,
 )
 from ansible_collections.safedeploy.migrations.plugins.module_utils._sql_plan import (
     analyze_sql,
@@ -51,6 +59,51 @@ def upgrade_steps_by_revision(runner, current: list[str], target: str) -> dict:
     return {step["to_revision"]: step for step in split_offline_sql(text) if step["direction"] == "upgrade"}
 
 
+def rendered_upgrade_steps(runner, current: list[str], target: str) -> tuple[dict, RunnerError | None]:
+    """upgrade_steps_by_revision, or when offline mode fails (a revision reads the database), the steps of the
+    revisions before the one that failed, and the failure."""
+    try:
+        return upgrade_steps_by_revision(runner, current, target), None
+    except RunnerError as exc:
+        # the last step alembic began is the one that raised: its SQL stops half-way
+        steps = [step for step in split_offline_sql(exc.stdout) if step["direction"] == "upgrade"][:-1]
+        return {step["to_revision"]: step for step in steps}, exc
+
+
+def read_trace(answers: list[dict], events: list[dict], version_table: str, pending: list[str]) -> dict:
+    """The traced run (upgrade, then downgrade back) as {upgrades: {revision: statements}, downgrades: {revision:
+    sql}, failure, downgrade_failure}; a failure names the revision that raised on the copy and its error."""
+    done, _rest = cut_into_revisions([e for e in events if e["command"] == 0], version_table)
+    trace = {
+        "upgrades": {revision: drop_bookkeeping_reads(statements, version_table) for revision, statements in done},
+        "downgrades": {},
+        "failure": None,
+        "downgrade_failure": None,
+    }
+    if answers[0]["rc"] != 0:
+        failing = next((revision for revision in pending if revision not in trace["upgrades"]), None)
+        trace["failure"] = {"revision": failing, "error": last_error_line(answers[0]["stderr"] + answers[0]["stdout"])}
+        return trace
+    if len(answers) > 1:
+        undone, _rest = cut_into_revisions([e for e in events if e["command"] == 1], version_table, "downgrade")
+        trace["downgrades"] = {
+            revision: traced_sql(drop_bookkeeping_reads(statements, version_table)) for revision, statements in undone
+        }
+        if answers[1]["rc"] != 0:
+            failing = next((r for r in reversed(pending) if r not in trace["downgrades"]), None)
+            error = last_error_line(answers[1]["stderr"] + answers[1]["stdout"])
+            trace["downgrade_failure"] = {"revision": failing, "error": error}
+    return trace
+
+
+def apply_trace(entry: dict, statements: list[dict], sampled: dict, version_table: str) -> None:
+    """The revision's relations with the lock modes and rewrites its traced statements showed."""
+    named = {relation_key(relation["relation"]) for relation in entry["relations"]}
+    modes, rewritten = traced_locks(statements, sampled, named, version_table)
+    entry["relations"] = overlay_traced_locks(entry["relations"], modes, rewritten)
+    entry["traced_locks"] = [{"relation": name, "lock_mode": mode} for name, mode in sorted(modes.items())]
+
+
 def downgrade_sql_by_revision(runner, current: list[str], target: str, pending: list[str]) -> dict:
     """{revision: its offline downgrade SQL, or None when its downgrade raises}; one run per irreversible revision."""
     found: dict = {}
@@ -79,10 +132,10 @@ def previous_of(revision: str, pending: list[str]) -> str | None:
     return pending[index - 1] if index else None
 
 
-def rollback_method(analysis: dict, downgrade_sql: str | None) -> tuple[str, str]:
+def rollback_method(analysis: dict, downgrade_sql: str | None, no_downgrade: str | None = None) -> tuple[str, str]:
     """('downgrade'|'restore', why): a downgrade only when it exists, does something, and nothing was destroyed."""
     if downgrade_sql is None:
-        return "restore", "its downgrade raises (irreversible)"
+        return "restore", no_downgrade or "its downgrade raises (irreversible)"
     if analysis["destructive"]:
         return "restore", "it destroys data a downgrade cannot bring back"
     undo = [s for s in analyze_sql(downgrade_sql) if not s.get("bookkeeping")]
@@ -92,7 +145,9 @@ def rollback_method(analysis: dict, downgrade_sql: str | None) -> tuple[str, str
     return "downgrade", "its downgrade reverses it"
 
 
-def describe_revision(revision: str, message: str, sql: str, downgrade_sql: str | None) -> dict:
+def describe_revision(
+    revision: str, message: str, sql: str, downgrade_sql: str | None, no_downgrade: str | None = None
+) -> dict:
     statements = analyze_sql(sql)
     summary = summarize(statements)
     entry = {
@@ -107,7 +162,7 @@ def describe_revision(revision: str, message: str, sql: str, downgrade_sql: str 
         "incompatible_reasons": summary["incompatible_reasons"],
         "downgrade_sql": downgrade_sql,
     }
-    entry["rollback_method"], entry["rollback_reason"] = rollback_method(entry, downgrade_sql)
+    entry["rollback_method"], entry["rollback_reason"] = rollback_method(entry, downgrade_sql, no_downgrade)
     return entry
 
 
@@ -175,5 +230,6 @@ def plan_summary(revisions: list[dict]) -> dict:
         "concurrent_indexes": [
             s["concurrent_index"] for revision in revisions for s in revision["statements"] if s.get("concurrent_index")
         ],
+        "sql_sources": sorted({revision.get("sql_source", "offline") for revision in revisions}),
         "plan_hash": plan_hash([(revision["revision"], revision["sql"]) for revision in revisions]),
     }

@@ -25,6 +25,18 @@ description:
     rows, each in a C(READ ONLY) transaction of its own under O(data_check_timeout). Tables the plan creates are
     skipped; a finding on a table an earlier statement of the plan writes to is a warning, since that data change
     may fix the rows.
+  - When a pending revision cannot be rendered offline (it reads the database through C(op.get_bind()), an inspector
+    or an ORM session, which alembic's C(--sql) mode cannot run), or with O(trace=always), the plan is traced. The
+    live database's schema is copied (C(pg_dump --schema-only) into C(psql)) into a scratch database on the same
+    server with the live revision in its version table, the application's own alembic runs the pending upgrades and
+    then the downgrades back on that copy, and every statement it executes is recorded by SQLAlchemy listeners loaded
+    into its python (its C(env.py) is not touched; every connection it opens goes to the scratch database). Each
+    statement's relation locks are read from C(pg_locks) of the migrating session, statements outside a transaction
+    (C(CREATE INDEX CONCURRENTLY)) are sampled while they run, and a table rewrite shows as a changed C(relfilenode).
+    The scratch database is dropped on every path. A revision that fails on the copy fails the module, naming the
+    revision and the error, before anything changed.
+  - Each revision's C(sql_source) says where its SQL came from; revisions that rendered offline keep their offline
+    SQL, and with a trace every revision's relations carry the traced lock modes (C(lock_source)).
   - The script graph, the upgrade SQL and the downgrade SQL come from one python running alembic's own command line
     three times (one container start for a compose one-shot runner) when the runner's last word is an alembic
     console script or C(python -m alembic); otherwise, or when that run fails, each is a run of the runner itself.
@@ -78,6 +90,38 @@ options:
         in time is a warning, not an error.
     type: str
     default: 10s
+  trace:
+    description:
+      - V(auto) traces the plan on a scratch copy when a pending revision cannot be rendered offline; V(always) traces
+        every plan (the lock modes from C(pg_locks)); V(never) fails as alembic's offline mode does.
+      - A trace needs the O(runner)'s alembic as a console script or C(python -m alembic), SQLAlchemy in its python,
+        C(pg_dump) and C(psql) (see O(pg_tools)), and a login role that may create databases.
+    type: str
+    choices: [auto, always, never]
+    default: auto
+  pg_tools:
+    description:
+      - Where C(pg_dump) and C(psql) run for the scratch copy of a traced plan; the other connection options are the
+        module's.
+    type: dict
+    default: {}
+    suboptions:
+      container:
+        description:
+          - A running container of the PostgreSQL server to run them in, as for M(safedeploy.migrations.pg_backup).
+        type: str
+      login_host:
+        description:
+          - The server's address as the tools see it (inside O(pg_tools.container), empty for its Unix socket).
+        type: str
+      login_port:
+        description:
+          - The server's port as the tools see it.
+        type: int
+      bin_dir:
+        description:
+          - Directory of the tools on the managed host; searched in E(PATH) when not set.
+        type: path
 requirements:
   - pglast (the PostgreSQL parser) and squawk (the C(squawk-cli) package) on the managed host.
 seealso:
@@ -131,9 +175,18 @@ revisions:
       type: str
       sample: Index the job queue by priority
     sql:
-      description: The revision's offline SQL.
+      description: The revision's SQL, offline or traced (C(sql_source)).
       type: str
       sample: "BEGIN;\n\nALTER TABLE jobs ADD COLUMN priority SMALLINT;\n..."
+    sql_source:
+      description: V(offline) when alembic's C(--sql) mode rendered it, V(traced) when it was recorded on the copy.
+      type: str
+      sample: traced
+    traced_locks:
+      description: With a trace, every relation lock the revision's statements took on the copy, strongest per relation.
+      type: list
+      elements: dict
+      sample: [{"relation": "jobs", "lock_mode": "ShareUpdateExclusiveLock"}]
     statements:
       description: Each statement with its kind, relations, lock modes and flags.
       type: list
@@ -142,7 +195,10 @@ revisions:
         - {"kind": "CREATE INDEX", "transactional": false,
            "relations": [{"relation": "jobs", "lock_mode": "ShareUpdateExclusiveLock"}]}
     relations:
-      description: Each relation touched, with the strongest lock, rewrites and scans, and its live size.
+      description:
+        - Each relation touched, with the strongest lock, rewrites and scans, and its live size.
+        - With a trace, C(lock_source) V(traced) marks a lock mode (and rewrite) seen on the copy, C(parsed_lock_mode)
+          the mode read from the SQL; relations only the trace saw (indexes, foreign-key targets) are listed too.
       type: list
       elements: dict
       sample:
@@ -191,6 +247,7 @@ revisions:
 summary:
   description:
     - The whole plan in one place.
+    - C(sql_sources) lists where the revisions' SQL came from (V(offline), V(traced)).
     - C(concurrent_indexes) names the indexes the plan builds with C(CONCURRENTLY), which an interrupted build
       leaves invalid (see O(safedeploy.migrations.pg_preflight#module:planned_indexes)).
   returned: always
@@ -209,6 +266,7 @@ summary:
     data_warnings: 0
     data_findings: ["0005_status_required (orders): 3 rows with NULL in status, e.g. id=17"]
     concurrent_indexes: [ix_jobs_queue]
+    sql_sources: [offline]
     plan_hash: 5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8
 history:
   description:
@@ -220,8 +278,13 @@ history:
   elements: dict
   sample: [{"revision": "0002_customer_phone", "down_revisions": ["0001_initial"], "depends_on": [],
             "message": "add phone", "path": "/app/migrations/versions/0002_customer_phone.py", "branch_labels": []}]
+trace_failure:
+  description: When a pending revision failed on the copy of the live schema (the module fails), which and why.
+  returned: failure
+  type: dict
+  sample: {"revision": "0005_status_required", "error": "psycopg.errors.NotNullViolation: ..."}
 commands:
-  description: The runner and squawk commands run.
+  description: The runner, squawk and scratch copy commands run.
   returned: always
   type: list
   elements: list
@@ -248,21 +311,30 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._data_checks
 from ansible_collections.safedeploy.migrations.plugins.module_utils._lock_retry import duration_ms
 from ansible_collections.safedeploy.migrations.plugins.module_utils._migration_plan import (
     RELATION_SIZES_QUERY,
+    apply_trace,
     attach_sizes,
     describe_revision,
     downgrade_sql_by_revision,
     likely_offline_commands,
     offline_target,
     plan_summary,
+    read_trace,
     relax_on_tables_the_plan_creates,
-    upgrade_steps_by_revision,
+    rendered_upgrade_steps,
 )
+from ansible_collections.safedeploy.migrations.plugins.module_utils._pg_client import ClientToolError
+from ansible_collections.safedeploy.migrations.plugins.module_utils._plan_trace import traced_sql
 from ansible_collections.safedeploy.migrations.plugins.module_utils._postgres import (
     connect,
     dict_row,
     error_text,
     postgres_common_argument_spec,
     psycopg,
+)
+from ansible_collections.safedeploy.migrations.plugins.module_utils._scratch_copy import (
+    LockSampler,
+    ScratchCopy,
+    ScratchCopyError,
 )
 from ansible_collections.safedeploy.migrations.plugins.module_utils._sql_plan import PGLAST_IMPORT_ERROR, SqlPlanError
 from ansible_collections.safedeploy.migrations.plugins.module_utils._squawk import (
@@ -275,6 +347,17 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._squawk impo
 APPLICATION_NAME = "safedeploy.migration_plan_info"
 
 
+class TraceFailure(Exception):
+    """A pending revision failed when it ran on the copy of the live schema: it would fail on the live database."""
+
+    def __init__(self, failure: dict):
+        self.failure = failure
+        super().__init__(
+            "revision %s fails when it runs on a copy of the live schema, so it would fail in the deploy: %s"
+            % (failure["revision"], failure["error"])
+        )
+
+
 class Planner:
     def __init__(self, module: AnsibleModule):
         self.module = module
@@ -282,6 +365,7 @@ class Planner:
         self.runner = AlembicRunner.from_params(self.params)
         self.connection = connect(module, application_name=APPLICATION_NAME)
         self.squawk = find_squawk(module, self.params["squawk_path"]) if self.params["lint"] else None
+        self.commands_of_copy: list[list[str]] = []
 
     def plan(self) -> dict:
         current = read_current_revisions(
@@ -299,15 +383,22 @@ class Planner:
         revisions = []
         if pending:
             target_name = offline_target(self.params["revision"], target)
-            upgrades = upgrade_steps_by_revision(self.runner, status.current, target_name)
-            downgrades = downgrade_sql_by_revision(self.runner, status.current, target_name, pending)
-            for revision in pending:
-                step = upgrades[revision]
-                entry = describe_revision(
-                    revision, status.revisions[revision]["message"], step["sql"], downgrades.get(revision)
+            offline, offline_failure = rendered_upgrade_steps(self.runner, status.current, target_name)
+            if offline_failure and self.params["trace"] == "never":
+                offline_failure.args = (
+                    "%s (with trace=auto such a revision is run on a copy of the live schema)" % offline_failure,
                 )
-                entry["findings"] = self.lint(step["lint_sql"])
-                revisions.append(entry)
+                raise offline_failure
+            trace = None
+            if self.params["trace"] == "always" or any(revision not in offline for revision in pending):
+                trace = self.trace(status.current, target_name, pending)
+                downgrades = trace["downgrades"]
+            else:
+                downgrades = downgrade_sql_by_revision(self.runner, status.current, target_name, pending)
+            for revision in pending:
+                revisions.append(
+                    self.describe(revision, status.revisions[revision]["message"], offline, trace, downgrades)
+                )
             relax_on_tables_the_plan_creates(revisions)
             attach_sizes(revisions, self.relation_sizes(revisions))
             self.check_data(revisions)
@@ -320,6 +411,49 @@ class Planner:
             plan_hash=summary["plan_hash"],
             history=status.history(),
         )
+
+    def describe(self, revision: str, message: str, offline: dict, trace: dict | None, downgrades: dict) -> dict:
+        """The plan entry of one revision: its offline SQL where that rendered, else the SQL traced on the copy;
+        with a trace, its locks and rewrites as the copy showed them."""
+        traced = trace["upgrades"][revision] if trace else None
+        no_downgrade = None
+        if trace and revision not in downgrades:
+            failure = trace["downgrade_failure"]
+            no_downgrade = (
+                "its downgrade fails on a copy of the live schema: %s" % failure["error"]
+                if failure and failure["revision"] == revision
+                else "its downgrade was not reached on the copy: a later revision's downgrade failed"
+            )
+        if revision in offline:
+            sql, lint_sql, source = offline[revision]["sql"], offline[revision]["lint_sql"], "offline"
+        else:
+            sql = lint_sql = traced_sql(traced)
+            source = "traced"
+        entry = describe_revision(revision, message, sql, downgrades.get(revision), no_downgrade)
+        entry["sql_source"] = source
+        entry["findings"] = self.lint(lint_sql)
+        if traced is not None:
+            apply_trace(entry, traced, trace["sampled"], self.params["version_table"])
+        return entry
+
+    def trace(self, current: list[str], target: str, pending: list[str]) -> dict:
+        """Run the pending migrations, and their downgrades back, on a schema-only copy of the live database."""
+        params = self.params
+        copy = ScratchCopy(
+            self.module, self.connection, params["pg_tools"], params["version_table"],
+            params["version_table_schema"], current,
+        )  # fmt: skip
+        try:
+            with copy as database, LockSampler(self.module, database) as sampler:
+                commands = [["upgrade", target], ["downgrade", ",".join(current) or "base"]]
+                answers, events = self.runner.trace(database, commands)
+        finally:
+            self.commands_of_copy = copy.client.commands
+        trace = read_trace(answers, events, params["version_table"], pending)
+        trace["sampled"] = sampler.seen
+        if trace["failure"]:
+            raise TraceFailure(trace["failure"])
+        return trace
 
     def check_data(self, revisions: list[dict]) -> None:
         findings = []
@@ -358,6 +492,17 @@ def main() -> None:
         lint_warning_rules=dict(type="list", elements="str"),
         data_checks=dict(type="bool", default=True),
         data_check_timeout=dict(type="str", default="10s"),
+        trace=dict(type="str", default="auto", choices=["auto", "always", "never"]),
+        pg_tools=dict(
+            type="dict",
+            default={},
+            options=dict(
+                container=dict(type="str"),
+                login_host=dict(type="str"),
+                login_port=dict(type="int"),
+                bin_dir=dict(type="path"),
+            ),
+        ),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     if PGLAST_IMPORT_ERROR:
@@ -373,11 +518,17 @@ def main() -> None:
         module.fail_json(msg=str(exc), cmd=exc.argv, rc=exc.rc, stderr=exc.stderr)
     except RunnerError as exc:
         module.fail_json(msg=str(exc), cmd=exc.argv, rc=exc.rc, stdout=exc.stdout, stderr=exc.stderr)
+    except TraceFailure as exc:
+        module.fail_json(msg=str(exc), trace_failure=exc.failure, commands=planner.runner.commands)
+    except ClientToolError as exc:
+        module.fail_json(msg="the scratch copy of the live schema failed: %s" % exc, cmd=exc.argv, rc=exc.rc)
+    except ScratchCopyError as exc:
+        module.fail_json(msg=str(exc))
     except (RevisionError, SqlPlanError) as exc:
         module.fail_json(msg=str(exc))
     except psycopg.Error as exc:
         module.fail_json(msg="reading the database for the plan failed: %s" % error_text(exc))
-    module.exit_json(changed=False, commands=planner.runner.commands, **result)
+    module.exit_json(changed=False, commands=planner.runner.commands + planner.commands_of_copy, **result)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,9 @@ def test_clear_way_prints_the_plan_and_changes_nothing(example_venv, database, r
     result = run_playbook("preflight.yml", check=True, runner=runner, db=database.name, fail_on_lint=False)
     assert result.rc == 0, result.stdout[-3000:]
     lines = summary_lines(result)
-    assert lines[0].startswith("plan 0002_job_priority -> 0004_drop_customer_legacy_code: 2 revision(s), hash ")
+    assert lines[0].startswith(
+        "plan 0002_job_priority -> 0004_drop_customer_legacy_code: 2 revision(s), SQL offline, hash "
+    )
     assert "0004_drop_customer_legacy_code | " in lines[1] and "| restore" in lines[1]
     assert "customers: AccessExclusiveLock" in lines[2]
     assert lines[4].rstrip() == "data: 0 error(s), 0 warning(s)"

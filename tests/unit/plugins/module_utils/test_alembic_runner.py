@@ -14,6 +14,7 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._alembic_run
     describe_exit,
     describe_failure,
     is_lock_timeout,
+    last_error_line,
     last_started_revision,
     pgoptions,
     python_in_place_of_alembic,
@@ -312,3 +313,13 @@ def test_without_log_lines_the_revision_comes_from_the_traceback(revision_files,
 def test_a_traceback_outside_any_revision_names_none():
     stderr = '  File "/usr/lib/python3/site-packages/alembic/command.py", line 403, in upgrade\nKeyError: x\n'
     assert last_started_revision(stderr) is None
+
+
+def test_an_exception_class_without_error_in_its_name_is_the_cause():
+    # offline mode cannot inspect: the SQL printed after the traceback is no cause
+    stderr = (
+        '  File "/app/migrations/versions/0004_backfill.py", line 24, in upgrade\n'
+        "sqlalchemy.exc.NoInspectionAvailable: No inspection system is available for object of type MockConnection\n"
+        "-- Running upgrade 0003 -> 0004\n"
+    )
+    assert last_error_line(stderr).startswith("sqlalchemy.exc.NoInspectionAvailable: No inspection system")
