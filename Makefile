@@ -110,6 +110,7 @@ bench: setup docker-host
 	$(BIN)/python tests/bench/bench_deploy_overhead.py --json $(BENCH_RESULTS)/deploy_overhead.json
 	$(BIN)/python tests/bench/bench_backup_curve.py --json $(BENCH_RESULTS)/backup_curve.json
 	$(BIN)/python tests/bench/bench_plan_curve.py --json $(BENCH_RESULTS)/plan_curve.json
+	$(BIN)/python tests/bench/bench_data_checks.py --json $(BENCH_RESULTS)/data_checks.json
 	$(BIN)/python tests/bench/bench_lock_info_curve.py --json $(BENCH_RESULTS)/lock_info_curve.json
 	$(BIN)/python tests/bench/bench_app_hosts_curve.py --json $(BENCH_RESULTS)/app_hosts_curve.json
 	$(BIN)/python tests/bench/report.py --results $(BENCH_RESULTS) --output docs/benchmarks.md

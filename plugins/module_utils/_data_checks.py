@@ -179,7 +179,8 @@ def statement_checks(sql: str) -> list[dict]:
 def plan_data_checks(revisions: list[dict]) -> list[dict]:
     """Every check of the plan's statements, in order, with its revision and statement. Tables the plan creates
     are empty and get none; a table an earlier statement of the plan writes to is marked `written_by`, since that
-    data change may be what makes the rows pass."""
+    data change may be what makes the rows pass. So is a table a traced data migration reads (`reads_rows`): on the
+    empty copy it found nothing to change, on the live rows it may change them."""
     created: set[str] = set()
     written: dict[str, str] = {}
     checks = []
@@ -196,7 +197,11 @@ def plan_data_checks(revisions: list[dict]) -> list[dict]:
                 )
                 checks.append(found)
             created.update(created_relations(statement))
-            if statement["kind"] in WRITING_KINDS:
+            if statement.get("reads_rows"):
+                written.update(
+                    (relation_key(relation["relation"]), revision["revision"]) for relation in statement["relations"]
+                )
+            elif statement["kind"] in WRITING_KINDS:
                 for relation in statement["relations"]:
                     if relation["lock_mode"] == "RowExclusiveLock":
                         written[relation_key(relation["relation"])] = revision["revision"]

@@ -99,9 +99,13 @@ def read_trace(answers: list[dict], events: list[dict], version_table: str, pend
 def apply_trace(entry: dict, statements: list[dict], sampled: dict, version_table: str) -> None:
     """The revision's relations with the lock modes and rewrites its traced statements showed."""
     named = {relation_key(relation["relation"]) for relation in entry["relations"]}
-    modes, rewritten = traced_locks(statements, sampled, named, version_table)
-    entry["relations"] = overlay_traced_locks(entry["relations"], modes, rewritten)
-    entry["traced_locks"] = [{"relation": name, "lock_mode": mode} for name, mode in sorted(modes.items())]
+    held, seen_running, rewritten = traced_locks(statements, sampled, named, version_table)
+    entry["relations"] = overlay_traced_locks(entry["relations"], held, seen_running, rewritten)
+    entry["traced_locks"] = [
+        {"relation": name, "lock_mode": mode, "lock_source": source}
+        for source, modes in (("traced", held), ("sampled", seen_running))
+        for name, mode in sorted(modes.items())
+    ]
 
 
 def downgrade_sql_by_revision(runner, current: list[str], target: str, pending: list[str]) -> dict:

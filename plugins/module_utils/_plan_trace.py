@@ -254,50 +254,70 @@ def traced_sql(statements: list[dict]) -> str:
 
 def traced_locks(
     statements: list[dict], sampled: dict | None = None, named: set | None = None, version_table: str = ""
-) -> tuple[dict, set]:
-    """({relation: strongest mode held}, {relations rewritten}) over a revision's statements.
+) -> tuple[dict, dict, set]:
+    """({relation: strongest mode held}, {relation: strongest mode sampled}, {relations rewritten}) of a revision.
 
-    Each statement contributes the locks it took; on the relations the revision's SQL names (`named`), also the
-    locks an earlier revision of the same transaction (alembic's default) still holds, since those are held while
-    this revision runs. A statement outside a transaction holds its locks only while it runs: its locks are the ones
-    sampled meanwhile (`sampled`: {statement text: [[relation, mode], ...]})."""
-    modes: dict = {}
+    Each statement in a transaction contributes the locks it took, read from pg_locks once it ended: exact. On the
+    relations the revision's SQL names (`named`) also the locks an earlier revision of the same transaction
+    (alembic's default) still holds, since those are held while this revision runs. A statement outside a
+    transaction holds its locks only while it runs: what the sampler saw meanwhile (`sampled`: {statement text:
+    [[relation, mode], ...]}) is all there is, and may have missed a short one."""
+    held: dict = {}
+    seen_running: dict = {}
     rewritten: set = set()
     ignored = {version_table, version_table + "_pkc"}
     for statement in statements:
         carried = [[name, mode] for name, mode in statement.get("held", []) if relation_key(name) in (named or set())]
-        locks = list(statement["locks"]) + carried + list((sampled or {}).get(normalized(statement["sql"]), []))
-        for name, mode in locks:
-            if relation_key(name) in ignored:
-                continue
-            key = relation_key(name)
-            modes[key] = stronger_lock(modes[key], mode) if key in modes else mode
+        keep_strongest(held, list(statement["locks"]) + carried, ignored)
+        keep_strongest(seen_running, (sampled or {}).get(normalized(statement["sql"]), []), ignored)
         rewritten.update(relation_key(name) for name in statement["rewrites"])
-    return modes, rewritten
+    return held, seen_running, rewritten
+
+
+def keep_strongest(modes: dict, locks, ignored: set) -> None:
+    for name, mode in locks:
+        key = relation_key(name)
+        if key not in ignored:
+            modes[key] = stronger_lock(modes[key], mode) if key in modes else mode
+
+
+def mark_data_migration_reads(statements: list[dict]) -> None:
+    """A traced SELECT of a migration's own tables is a data migration reading the rows it will change: on the
+    empty copy it found none, so its writes never showed (`reads_rows`, see plan_data_checks)."""
+    for statement in statements:
+        if statement["kind"] == "SELECT" and statement["relations"]:
+            statement["reads_rows"] = True
 
 
 def normalized(sql: str) -> str:
     return " ".join(sql.replace(";", " ").split())
 
 
-def overlay_traced_locks(relations: list[dict], modes: dict, rewritten: set) -> list[dict]:
-    """The parsed relations with the traced lock modes where the trace saw one (the truth), the parsed mode kept as
-    `parsed_lock_mode`; relations only the trace saw (indexes, foreign-key targets, partitions) are added."""
+def overlay_traced_locks(relations: list[dict], held: dict, sampled: dict, rewritten: set) -> list[dict]:
+    """The parsed relations with what the trace saw, the parsed mode kept as `parsed_lock_mode`.
+
+    A mode read from pg_locks after a statement is the truth (`lock_source: traced`); a mode only sampled while an
+    autocommit statement ran can only add to the parsed one (`sampled`), since a sample may miss a short lock.
+    Relations only the trace saw (indexes, foreign-key targets, partitions) are added."""
     result = []
     seen = set()
     for relation in relations:
         key = relation_key(relation["relation"])
         seen.add(key)
         entry = dict(relation, parsed_lock_mode=relation["lock_mode"], lock_source="parsed")
-        if key in modes:
-            entry.update(lock_mode=modes[key], lock_source="traced", rewrites_table=key in rewritten)
+        if key in held:
+            mode = stronger_lock(held[key], sampled[key]) if key in sampled else held[key]
+            entry.update(lock_mode=mode, lock_source="traced", rewrites_table=key in rewritten)
+        elif key in sampled:
+            entry.update(lock_mode=stronger_lock(relation["lock_mode"], sampled[key]), lock_source="sampled")
         result.append(entry)
-    for key in sorted(set(modes) - seen):
+    for key in sorted((set(held) | set(sampled)) - seen):
+        modes = [modes[key] for modes in (held, sampled) if key in modes]
         result.append(
             {
                 "relation": key,
-                "lock_mode": modes[key],
-                "lock_source": "traced",
+                "lock_mode": stronger_lock(*modes) if len(modes) == 2 else modes[0],
+                "lock_source": "traced" if key in held else "sampled",
                 "parsed_lock_mode": None,
                 "rewrites_table": key in rewritten,
                 "scans_table": False,

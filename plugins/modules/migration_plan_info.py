@@ -183,10 +183,12 @@ revisions:
       type: str
       sample: traced
     traced_locks:
-      description: With a trace, every relation lock the revision's statements took on the copy, strongest per relation.
+      description:
+        - With a trace, every relation lock the revision's statements took on the copy, strongest per relation and
+          C(lock_source) (V(traced) or V(sampled)).
       type: list
       elements: dict
-      sample: [{"relation": "jobs", "lock_mode": "ShareUpdateExclusiveLock"}]
+      sample: [{"relation": "jobs", "lock_mode": "ShareUpdateExclusiveLock", "lock_source": "sampled"}]
     statements:
       description: Each statement with its kind, relations, lock modes and flags.
       type: list
@@ -197,8 +199,10 @@ revisions:
     relations:
       description:
         - Each relation touched, with the strongest lock, rewrites and scans, and its live size.
-        - With a trace, C(lock_source) V(traced) marks a lock mode (and rewrite) seen on the copy, C(parsed_lock_mode)
-          the mode read from the SQL; relations only the trace saw (indexes, foreign-key targets) are listed too.
+        - With a trace, C(lock_source) V(traced) marks a lock mode (and rewrite) read from C(pg_locks) on the copy,
+          V(sampled) a mode only sampled while a statement outside a transaction ran (it can only strengthen the
+          parsed mode), C(parsed_lock_mode) the mode read from the SQL; relations only the trace saw (indexes,
+          foreign-key targets) are listed too.
       type: list
       elements: dict
       sample:
@@ -278,6 +282,15 @@ history:
   elements: dict
   sample: [{"revision": "0002_customer_phone", "down_revisions": ["0001_initial"], "depends_on": [],
             "message": "add phone", "path": "/app/migrations/versions/0002_customer_phone.py", "branch_labels": []}]
+trace:
+  description:
+    - With a traced plan, the scratch database it used (dropped since), the seconds its copy took
+      (C(copy_seconds)), the seconds the alembic run on it took (C(run_seconds)), both with the drop
+      (C(total_seconds)), and the statements recorded; null without a trace.
+  returned: always
+  type: dict
+  sample: {"database": "safedeploy_plan_3f9c0a1b2c4d", "copy_seconds": 0.41, "run_seconds": 1.92,
+           "total_seconds": 2.47, "statements": 57}
 trace_failure:
   description: When a pending revision failed on the copy of the live schema (the module fails), which and why.
   returned: failure
@@ -292,6 +305,8 @@ commands:
     - [alembic, history, --verbose]
     - [alembic, upgrade, "0002_job_priority:0004_drop_customer_legacy_code", --sql]
 """
+
+import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
@@ -323,7 +338,10 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._migration_p
     rendered_upgrade_steps,
 )
 from ansible_collections.safedeploy.migrations.plugins.module_utils._pg_client import ClientToolError
-from ansible_collections.safedeploy.migrations.plugins.module_utils._plan_trace import traced_sql
+from ansible_collections.safedeploy.migrations.plugins.module_utils._plan_trace import (
+    mark_data_migration_reads,
+    traced_sql,
+)
 from ansible_collections.safedeploy.migrations.plugins.module_utils._postgres import (
     connect,
     dict_row,
@@ -366,6 +384,7 @@ class Planner:
         self.connection = connect(module, application_name=APPLICATION_NAME)
         self.squawk = find_squawk(module, self.params["squawk_path"]) if self.params["lint"] else None
         self.commands_of_copy: list[list[str]] = []
+        self.trace_times: dict | None = None
 
     def plan(self) -> dict:
         current = read_current_revisions(
@@ -410,6 +429,7 @@ class Planner:
             summary=summary,
             plan_hash=summary["plan_hash"],
             history=status.history(),
+            trace=self.trace_times,
         )
 
     def describe(self, revision: str, message: str, offline: dict, trace: dict | None, downgrades: dict) -> dict:
@@ -431,6 +451,8 @@ class Planner:
             source = "traced"
         entry = describe_revision(revision, message, sql, downgrades.get(revision), no_downgrade)
         entry["sql_source"] = source
+        if source == "traced":
+            mark_data_migration_reads(entry["statements"])
         entry["findings"] = self.lint(lint_sql)
         if traced is not None:
             apply_trace(entry, traced, trace["sampled"], self.params["version_table"])
@@ -443,14 +465,24 @@ class Planner:
             self.module, self.connection, params["pg_tools"], params["version_table"],
             params["version_table_schema"], current,
         )  # fmt: skip
+        started = time.monotonic()
         try:
             with copy as database, LockSampler(self.module, database) as sampler:
+                copied = time.monotonic()
                 commands = [["upgrade", target], ["downgrade", ",".join(current) or "base"]]
                 answers, events = self.runner.trace(database, commands)
+                ran = time.monotonic()
         finally:
             self.commands_of_copy = copy.client.commands
         trace = read_trace(answers, events, params["version_table"], pending)
         trace["sampled"] = sampler.seen
+        self.trace_times = {
+            "database": database,
+            "copy_seconds": round(copied - started, 3),
+            "run_seconds": round(ran - copied, 3),
+            "total_seconds": round(time.monotonic() - started, 3),
+            "statements": len(events),
+        }
         if trace["failure"]:
             raise TraceFailure(trace["failure"])
         return trace

@@ -1,6 +1,8 @@
 # Copyright (c) safedeploy.migrations contributors
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Cost curve: migration_plan_info time against the number of pending revisions of a generated alembic project.
+"""Cost curve: migration_plan_info time against the number of pending revisions of a generated alembic project,
+against plain `alembic upgrade head --sql` of the same range (the baseline), offline with and without lint, and
+traced on a scratch copy (`trace: always`), with the copy's share of the traced plan.
 
 A benchmark, not a test: it asserts nothing about time. See tests/bench/README.md.
 """
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 
 from bench_common import BenchError, Cluster, run_with_cluster
@@ -125,29 +128,55 @@ def write_project(root: str, count: int) -> str:
     return os.path.join(root, "alembic.ini")
 
 
-def measure_count(server: Cluster, venv: str, work_dir: str, count: int, repeat: int) -> float:
+BASELINE = "alembic upgrade --sql"
+LINT_OFF = "plan offline, lint off"
+LINT_ON = "plan offline, lint on"
+TRACED = "plan traced, lint on"
+# the series each case is compared with
+COMPARED = ((LINT_OFF, BASELINE), (LINT_ON, BASELINE), (TRACED, LINT_ON))
+
+
+def measure_count(server: Cluster, venv: str, work_dir: str, count: int, repeat: int) -> dict:
+    """{series: (median seconds, the last run's response)} for one generated project of `count` revisions."""
     database = "bench_plan_%d" % count
     with server.connect("postgres") as admin:
         admin.execute('CREATE DATABASE "%s"' % database)
     alembic_ini = write_project(os.path.join(work_dir, "project-%d" % count), count)
     database_url = "postgresql+psycopg://%s@%s:%d/%s" % (server.user, server.host, server.port, database)
+    alembic = os.path.join(venv, "bin", "alembic")
     module_args = {
-        "runner": [os.path.join(venv, "bin", "alembic"), "-c", alembic_ini],
+        "runner": [alembic, "-c", alembic_ini],
         "runner_env": {"DATABASE_URL": database_url},
         "login_host": server.host,
         "login_port": server.port,
         "login_user": server.user,
         "db": database,
+        "pg_tools": {"bin_dir": server.bin_dir},
     }  # fmt: skip
     # login_password falls back to PGPASSWORD, so the password stays out of the args file
-    env = dict(os.environ, PGPASSWORD=server.password)
-    run_once = module_runner("migration_plan_info", module_args, os.path.join(work_dir, "plan-%d.json" % count), env)
-    response = run_once()
-    if response["summary"]["pending"] != count:
-        raise BenchError("the plan of %d revisions listed %s pending" % (count, response["summary"]["pending"]))
-    seconds, timings = median_seconds(run_once, repeat)
-    progress("%d pending revisions: %s s" % (count, ", ".join("%.2f" % value for value in timings)))
-    return seconds
+    env = dict(os.environ, PGPASSWORD=server.password, DATABASE_URL=database_url)
+    cases = {
+        BASELINE: lambda: subprocess.run(
+            [alembic, "-c", alembic_ini, "upgrade", "head", "--sql"], env=env, capture_output=True, check=True
+        ),
+        LINT_OFF: plan_runner(module_args, dict(lint=False, trace="never"), work_dir, count, env),
+        LINT_ON: plan_runner(module_args, dict(trace="never"), work_dir, count, env),
+        TRACED: plan_runner(module_args, dict(trace="always"), work_dir, count, env),
+    }
+    measured = {}
+    for name, run_once in cases.items():
+        response = run_once()
+        if name != BASELINE and response["summary"]["pending"] != count:
+            raise BenchError("the plan of %d revisions listed %s pending" % (count, response["summary"]["pending"]))
+        seconds, timings = median_seconds(run_once, repeat)
+        progress("%d pending revisions, %s: %s s" % (count, name, ", ".join("%.2f" % value for value in timings)))
+        measured[name] = (seconds, response)
+    return measured
+
+
+def plan_runner(module_args: dict, options: dict, work_dir: str, count: int, env: dict):
+    args_path = os.path.join(work_dir, "plan-%d-%s.json" % (count, "-".join(map(str, options.values()))))
+    return module_runner("migration_plan_info", dict(module_args, **options), args_path, env)
 
 
 def run_benchmark(harness, work_dir: str, args: argparse.Namespace) -> dict:
@@ -156,17 +185,38 @@ def run_benchmark(harness, work_dir: str, args: argparse.Namespace) -> dict:
     progress("starting an ephemeral PostgreSQL cluster")
     server = Cluster.from_harness(harness.start(os.path.join(work_dir, "pg")))
     counts = QUICK_COUNTS if args.quick else FULL_COUNTS
-    points = []
+    points: dict = {}
+    copy_shares = []
     for count in counts:
-        seconds = measure_count(server, venv, work_dir, count, args.repeat)
-        points.append({"work": count, "label": str(count), "seconds": seconds, "load_average_1min": load_average()})
+        measured = measure_count(server, venv, work_dir, count, args.repeat)
+        for name, (seconds, _response) in measured.items():
+            point = {"work": count, "label": str(count), "seconds": seconds, "load_average_1min": load_average()}
+            points.setdefault(name, []).append(point)
+        trace = measured[TRACED][1]["trace"]
+        share = trace["copy_seconds"] / measured[TRACED][0]
+        copy_shares.append({"label": str(count), "copy_seconds": trace["copy_seconds"], "share": round(share, 2)})
+        progress("%d pending revisions: the scratch copy took %.2f s, %.0f%% of the traced plan" % (
+            count, trace["copy_seconds"], 100 * share))  # fmt: skip
+    comparisons = [
+        {
+            "series": candidate,
+            "baseline": baseline,
+            "ratios": [
+                {"label": top["label"], "ratio": round(top["seconds"] / bottom["seconds"], 2)}
+                for top, bottom in zip(points[candidate], points[baseline])
+            ],
+        }
+        for candidate, baseline in COMPARED
+    ]
     return curve_report(
         "plan_curve",
         "migration_plan_info time against pending revisions",
         "pending revisions",
         "revision",
-        [series_figures("migration_plan_info (lint on)", points)],
+        [series_figures(name, series_points) for name, series_points in points.items()],
         args.quick,
+        comparisons=comparisons,
+        trace_copy=copy_shares,
         repeat=args.repeat,
         alembic=tool_version([os.path.join(venv, "bin", "alembic"), "--version"]),
     )
@@ -174,7 +224,15 @@ def run_benchmark(harness, work_dir: str, args: argparse.Namespace) -> dict:
 
 def main() -> int:
     args = curve_arguments(__doc__, repeat=3)
-    return run_with_cluster(NAME, args, run_benchmark, lambda report: print_and_plot(report, args))
+    return run_with_cluster(NAME, args, run_benchmark, lambda report: print_report(report, args))
+
+
+def print_report(report: dict, args: argparse.Namespace) -> None:
+    print_and_plot(report, args)
+    shares = ", ".join(
+        "%s %.2f s (%d%%)" % (row["label"], row["copy_seconds"], 100 * row["share"]) for row in report["trace_copy"]
+    )
+    print("the scratch copy's share of the traced plan: %s" % shares)
 
 
 if __name__ == "__main__":

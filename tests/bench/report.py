@@ -101,6 +101,7 @@ def render(results: str, output: str, notes: list[str]) -> str:
         curves=curves,
         backup=load(results, "backup"),
         lock_stall=load(results, "lock_stall"),
+        data_checks=load(results, "data_checks"),
         zero_downtime=load(results, "zero_downtime"),
         deploy_overhead=deploy_overhead_view(load(results, "deploy_overhead")),
     )

@@ -2,10 +2,14 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """A team's own stack in another shape than test_own_stack.py's: the team's own proxy in front of its app (its nginx
 configuration copied beside the compose file), and no proxy at all. Its history starts with a first deploy that
-fails. Every playbook runs from the installed Galaxy tarball by FQCN, from a directory outside the repository.
+fails, and ends with releases whose revisions read the database: one that the rows it meets would break, refused
+before the backup, and the one that migrates those rows first. Every playbook runs from the installed Galaxy
+tarball by FQCN, from a directory outside the repository.
 """
 
 from __future__ import annotations
+
+import re
 
 import pytest
 import yaml
@@ -49,7 +53,7 @@ def with_own_proxy(port: int) -> str:
 
 @pytest.fixture(scope="module")
 def edge_team(tmp_path_factory, installed_collection, storefront_images):
-    for version in ("1.0.0", "1.1.0", "1.2.0", "1.1.0-broken"):
+    for version in ("1.0.0", "1.1.0", "1.2.0", "1.1.0-broken", "1.3.0", "1.3.0-unsafe"):
         storefront_images(version)
     root = tmp_path_factory.mktemp("edge")
     (root / "edge-nginx.conf").write_text(EDGE_CONF)
@@ -106,3 +110,43 @@ def test_without_a_proxy_auto_stops_the_world(edge_team):
     assert playbook.rc == 0, playbook.failures()
     assert "strategy stop_the_world (asked: auto)" in playbook.task("Report the decision")["msg"]
     assert edge_team.ledger()[-1][1] == "1.1.0"
+
+
+def test_a_release_the_rows_would_break_is_refused_before_the_backup_and_the_fixed_one_deploys(edge_team):
+    with edge_team.connect() as connection:
+        # rows the 1.3.0 schema cannot take as they are: an order without an address, two products of one name
+        connection.execute("INSERT INTO orders (product_id, quantity, total_cents) VALUES (1, 1, 1200)")
+        connection.execute("INSERT INTO products (sku, name, price_cents) VALUES ('MUG-002', 'Enamel mug', 1300)")
+    backups = edge_team.stack_dir / "backups"
+    kept = sorted(path.name for path in backups.iterdir()) if backups.exists() else []
+    before = revision(edge_team)
+    web = [image for _name, image, _state, _at in edge_team.containers()["web"]]
+
+    refused = edge_team.deploy("1.3.0-unsafe")
+    assert refused.rc != 0
+    failure = refused.failures()
+    assert "existing rows would make the migration fail" in failure, failure
+    assert re.search(r"684dfd0c3ade \(orders\): \d+ rows? with NULL in customer_email", failure), failure
+    assert "684dfd0c3ade (products): 1 duplicate group of name, e.g. name=Enamel mug" in failure, failure
+    # its revision reads the database: alembic's offline mode cannot render it, the plan traced it on a copy
+    plan = refused.task("Show the plan")["msg"][0]
+    assert "SQL offline + traced" in plan, plan
+    assert (sorted(path.name for path in backups.iterdir()) if backups.exists() else []) == kept
+    assert revision(edge_team) == before
+    assert [image for _name, image, _state, _at in edge_team.containers()["web"]] == web
+    assert get(edge_team.edge_port, "/health")[0] == 200
+
+    deployed = edge_team.deploy("1.3.0")
+    assert deployed.rc == 0, deployed.failures()
+    plan = deployed.task("Show the plan")["msg"]
+    assert "SQL offline + traced" in plan[0], plan
+    # the findings are warnings now: the data migration reads those rows first, and fixes them
+    assert "may fix them" in plan[4], plan
+    assert revision(edge_team) == ["96069d0b06f2"]
+    assert edge_team.rows("SELECT count(*) FROM orders WHERE customer_email IS NULL") == [(0,)]
+    assert edge_team.rows("SELECT name FROM products WHERE sku = 'MUG-002'") == [("Enamel mug (MUG-002)",)]
+    valid = "SELECT indisvalid FROM pg_index WHERE indexrelid = 'ux_products_name'::regclass"
+    assert edge_team.rows(valid) == [(True,)]
+    databases = "SELECT count(*) FROM pg_database WHERE datname LIKE 'safedeploy_plan_%'"
+    assert edge_team.rows(databases) == [(0,)]
+    assert edge_team.ledger()[-1][:3] == ("deploy", "1.3.0", "succeeded")

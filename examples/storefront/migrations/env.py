@@ -32,7 +32,6 @@ def run_migrations_offline() -> None:
         target_metadata=target_metadata,
         literal_binds=True,
         dialect_opts={"paramstyle": "named"},
-        transaction_per_migration=True,
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -45,8 +44,8 @@ def run_migrations_online() -> None:
         poolclass=pool.NullPool,
     )
     with connectable.connect() as connection:
-        # each revision commits on its own: a failing one leaves the database at the last that succeeded
-        context.configure(connection=connection, target_metadata=target_metadata, transaction_per_migration=True)
+        # alembic's default: the whole range in one transaction, so a failing revision takes the earlier ones back
+        context.configure(connection=connection, target_metadata=target_metadata)
         with context.begin_transaction():
             context.run_migrations()
 

@@ -111,7 +111,8 @@ def test_kept_revisions_follows_every_parent_of_a_merge():
 
 @pytest.mark.parametrize(
     ("version", "customer_email", "daily_sales"),
-    [("1.0.0", False, False), ("1.1.0", True, False), ("1.1.0-broken", True, False), ("1.2.0", True, True)],
+    [("1.0.0", False, False), ("1.1.0", True, False), ("1.1.0-broken", True, False), ("1.2.0", True, True)]
+    + [("1.3.0", True, True), ("1.3.0-unsafe", True, True)],
 )
 def test_each_release_uses_only_the_schema_of_its_revisions(version, customer_email, daily_sales):
     assert release.features(version) == (customer_email, daily_sales)

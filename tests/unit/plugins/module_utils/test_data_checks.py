@@ -11,6 +11,7 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._data_checks
     plan_data_checks,
     statement_checks,
 )
+from ansible_collections.safedeploy.migrations.plugins.module_utils._plan_trace import mark_data_migration_reads
 from ansible_collections.safedeploy.migrations.plugins.module_utils._sql_plan import analyze_sql
 
 
@@ -197,3 +198,14 @@ def test_a_statement_the_builder_cannot_render_is_a_warning_not_a_failure(monkey
 def test_alter_table_only_checks_the_parents_own_rows():
     count, _example = queries("ALTER TABLE ONLY measurements ALTER COLUMN at SET NOT NULL")
     assert count == "SELECT count(*) FROM ONLY measurements AS checked WHERE checked.at IS NULL"
+
+
+def test_a_traced_data_migration_that_read_the_rows_may_fix_them():
+    revisions = [
+        {"revision": "0002", "statements": analyze_sql("SELECT orders.id FROM orders WHERE orders.email IS NULL;")},
+        {"revision": "0003", "statements": analyze_sql("ALTER TABLE orders ALTER COLUMN email SET NOT NULL;")},
+    ]
+    assert [c["written_by"] for c in plan_data_checks(revisions)] == [None]
+    # on the empty copy the ORM found nothing to update: its read is what shows the data migration
+    mark_data_migration_reads(revisions[0]["statements"])
+    assert [c["written_by"] for c in plan_data_checks(revisions)] == ["0002"]

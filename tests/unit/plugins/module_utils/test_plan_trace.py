@@ -147,9 +147,10 @@ def test_traced_locks_take_the_strongest_and_what_the_transaction_still_holds():
          ["alembic_version_pkc", "RowExclusiveLock"]], "held": [], "rewrites": ["public.orders"]},
     ]  # fmt: skip
     sampled = {"CREATE INDEX CONCURRENTLY ix ON orders (status)": [["ix", "AccessExclusiveLock"]]}
-    modes, rewritten = traced_locks(statements, sampled, {"orders"}, "alembic_version")
+    held, seen_running, rewritten = traced_locks(statements, sampled, {"orders"}, "alembic_version")
     # `other` is held from an earlier revision but this one never names it; the version table is bookkeeping
-    assert modes == {"orders": "AccessExclusiveLock", "ix": "AccessExclusiveLock"}
+    assert held == {"orders": "AccessExclusiveLock"}
+    assert seen_running == {"ix": "AccessExclusiveLock"}
     assert rewritten == {"orders"}
 
 
@@ -159,13 +160,31 @@ def test_traced_modes_overlay_the_parsed_ones():
          "notes": []},
         {"relation": "customers", "lock_mode": "ShareLock", "rewrites_table": False, "scans_table": False, "notes": []},
     ]  # fmt: skip
-    result = overlay_traced_locks(parsed, {"orders": "ShareUpdateExclusiveLock", "orders_pkey": "ShareLock"}, set())
+    held = {"orders": "ShareUpdateExclusiveLock", "orders_pkey": "ShareLock"}
+    result = overlay_traced_locks(parsed, held, {}, set())
     assert [
         (r["relation"], r["lock_mode"], r["parsed_lock_mode"], r["lock_source"], r["rewrites_table"]) for r in result
     ] == [
         ("orders", "ShareUpdateExclusiveLock", "AccessExclusiveLock", "traced", False),
         ("customers", "ShareLock", "ShareLock", "parsed", False),
         ("orders_pkey", "ShareLock", None, "traced", False),
+    ]
+
+
+def test_a_sampled_mode_only_adds_to_the_parsed_one():
+    parsed = [
+        {"relation": "orders", "lock_mode": "AccessExclusiveLock", "rewrites_table": False, "scans_table": True,
+         "notes": []},
+        {"relation": "products", "lock_mode": "ShareUpdateExclusiveLock", "rewrites_table": False,
+         "scans_table": False, "notes": []},
+    ]  # fmt: skip
+    # an autocommit VALIDATE was sampled, the ADD CONSTRAINT and SET NOT NULL around it were too short
+    sampled = {"orders": "ShareUpdateExclusiveLock", "products": "ShareLock", "ux_products_name": "ShareLock"}
+    result = overlay_traced_locks(parsed, {}, sampled, set())
+    assert [(r["relation"], r["lock_mode"], r["lock_source"]) for r in result] == [
+        ("orders", "AccessExclusiveLock", "sampled"),
+        ("products", "ShareLock", "sampled"),
+        ("ux_products_name", "ShareLock", "sampled"),
     ]
 
 
@@ -204,5 +223,7 @@ def test_apply_trace_names_the_relations_of_the_revision():
     statements = [{"sql": "UPDATE orders SET a = 1", "locks": [], "held": [["orders", "AccessExclusiveLock"]],
                    "rewrites": []}]  # fmt: skip
     apply_trace(entry, statements, {}, "alembic_version")
-    assert entry["traced_locks"] == [{"relation": "orders", "lock_mode": "AccessExclusiveLock"}]
+    assert entry["traced_locks"] == [
+        {"relation": "orders", "lock_mode": "AccessExclusiveLock", "lock_source": "traced"}
+    ]
     assert entry["relations"][0]["lock_source"] == "traced"
