@@ -91,7 +91,10 @@ class ScratchCopy:
         try:
             self.execute(self.connection, statement)
         except psycopg.Error as exc:
-            raise ScratchCopyError("creating the scratch database %s failed: %s" % (self.name, exc)) from exc
+            raise ScratchCopyError(
+                "creating the scratch database %s for the traced plan failed: %s (the login role needs CREATEDB; "
+                "trace=never plans without a copy)" % (self.name, " ".join(str(exc).split()))
+            ) from exc
         self.created = True
 
     def copy_schema(self) -> None:
