@@ -72,6 +72,9 @@ options:
   statement_timeout:
     description:
       - C(statement_timeout) of alembic's connection; V(0) means none.
+      - It applies to every statement of the run, a C(CREATE INDEX CONCURRENTLY) included, which waits for every
+        older transaction of the database before it builds; a build cut short leaves an INVALID index (see
+        M(safedeploy.migrations.pg_preflight)'s C(invalid_indexes) policy). The deploy role leaves it at V(0).
     type: str
     default: "0"
   client_connection_check_interval:
