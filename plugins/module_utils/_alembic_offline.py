@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import re
 
@@ -45,9 +46,10 @@ def split_offline_sql(text: str) -> list[dict]:
 
 
 def transaction_open_at(controls: list[tuple[int, str]], position: int) -> bool:
-    """Whether alembic's last BEGIN;/COMMIT; line before the position left a transaction open."""
-    before = [word for start, word in controls if start < position]
-    return bool(before) and before[-1] == "BEGIN"
+    """Whether alembic's last BEGIN;/COMMIT; line before the position left a transaction open; `controls` are in
+    the order of the text, so a binary search finds it (a long range has thousands of them)."""
+    index = bisect.bisect_left(controls, (position, ""))
+    return index > 0 and controls[index - 1][1] == "BEGIN"
 
 
 def closed_on_its_own(sql: str, open_at_start: bool, open_at_end: bool) -> str:

@@ -129,11 +129,15 @@ def write_project(root: str, count: int) -> str:
 
 
 BASELINE = "alembic upgrade --sql"
+# what the plan reads from alembic, run by hand: the graph, the upgrade and the downgrade of the range
+BASELINE_ALL = "alembic history + upgrade + downgrade"
 LINT_OFF = "plan offline, lint off"
 LINT_ON = "plan offline, lint on"
 TRACED = "plan traced, lint on"
 # the series each case is compared with
-COMPARED = ((LINT_OFF, BASELINE), (LINT_ON, BASELINE), (TRACED, LINT_ON))
+COMPARED = (
+    (LINT_OFF, BASELINE), (LINT_ON, BASELINE), (LINT_OFF, BASELINE_ALL), (LINT_ON, BASELINE_ALL), (TRACED, LINT_ON),
+)  # fmt: skip
 
 
 def measure_count(server: Cluster, venv: str, work_dir: str, count: int, repeat: int) -> dict:
@@ -155,9 +159,15 @@ def measure_count(server: Cluster, venv: str, work_dir: str, count: int, repeat:
     }  # fmt: skip
     # login_password falls back to PGPASSWORD, so the password stays out of the args file
     env = dict(os.environ, PGPASSWORD=server.password, DATABASE_URL=database_url)
+
+    def alembic_runs(*commands):
+        for command in commands:
+            subprocess.run([alembic, "-c", alembic_ini, *command], env=env, capture_output=True, check=True)
+
     cases = {
-        BASELINE: lambda: subprocess.run(
-            [alembic, "-c", alembic_ini, "upgrade", "head", "--sql"], env=env, capture_output=True, check=True
+        BASELINE: lambda: alembic_runs(["upgrade", "head", "--sql"]),
+        BASELINE_ALL: lambda: alembic_runs(
+            ["history", "--verbose"], ["upgrade", "head", "--sql"], ["downgrade", "head:base", "--sql"]
         ),
         LINT_OFF: plan_runner(module_args, dict(lint=False, trace="never"), work_dir, count, env),
         LINT_ON: plan_runner(module_args, dict(trace="never"), work_dir, count, env),
@@ -166,7 +176,7 @@ def measure_count(server: Cluster, venv: str, work_dir: str, count: int, repeat:
     measured = {}
     for name, run_once in cases.items():
         response = run_once()
-        if name != BASELINE and response["summary"]["pending"] != count:
+        if name not in (BASELINE, BASELINE_ALL) and response["summary"]["pending"] != count:
             raise BenchError("the plan of %d revisions listed %s pending" % (count, response["summary"]["pending"]))
         seconds, timings = median_seconds(run_once, repeat)
         progress("%d pending revisions, %s: %s s" % (count, name, ", ".join("%.2f" % value for value in timings)))
