@@ -33,8 +33,9 @@ description:
     into its python (its C(env.py) is not touched; every connection it opens goes to the scratch database). Each
     statement's relation locks are read from C(pg_locks) of the migrating session, statements outside a transaction
     (C(CREATE INDEX CONCURRENTLY)) are sampled while they run, and a table rewrite shows as a changed C(relfilenode).
-    The scratch database is dropped on every path. A revision that fails on the copy fails the module, naming the
-    revision and the error, before anything changed.
+    The scratch database is dropped on every path, also in check mode, where it is the plan's only change and gone
+    when the module returns. A revision that fails on the copy fails the module, naming the revision and the error,
+    before anything changed.
   - Each revision's C(sql_source) says where its SQL came from; revisions that rendered offline keep their offline
     SQL, and with a trace every revision's relations carry the traced lock modes (C(lock_source)).
   - The script graph, the upgrade SQL and the downgrade SQL come from one python running alembic's own command line
@@ -435,7 +436,13 @@ class Planner:
     def describe(self, revision: str, message: str, offline: dict, trace: dict | None, downgrades: dict) -> dict:
         """The plan entry of one revision: its offline SQL where that rendered, else the SQL traced on the copy;
         with a trace, its locks and rewrites as the copy showed them."""
-        traced = trace["upgrades"][revision] if trace else None
+        traced = trace["upgrades"].get(revision) if trace else None
+        if traced is None and revision not in offline:
+            raise RevisionError(
+                "the traced run on the copy did not record revision %s: no write of it into the version table %s "
+                "was seen (set version_table and version_table_schema as env.py does)"
+                % (revision, self.params["version_table"])
+            )
         no_downgrade = None
         if trace and revision not in downgrades:
             failure = trace["downgrade_failure"]
