@@ -59,7 +59,6 @@ class ScratchCopy:
         self.current = list(current)
         self.name = SCRATCH_PREFIX + secrets.token_hex(6)
         self.created = False
-        self.queries: list[str] = []
 
     def __enter__(self) -> str:
         try:
@@ -75,7 +74,6 @@ class ScratchCopy:
         self.drop()
 
     def execute(self, connection, query, params=None) -> list[tuple]:
-        self.queries.append(query.as_string(connection) if hasattr(query, "as_string") else query)
         cursor = connection.execute(query, params)
         return cursor.fetchall() if cursor.description else []
 

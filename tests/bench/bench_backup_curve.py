@@ -27,7 +27,14 @@ from bench_backup import (
     timed_run,
 )
 from bench_common import BenchError, run_with_cluster
-from bench_curve_common import curve_arguments, curve_report, load_average, print_and_plot, series_figures
+from bench_curve_common import (
+    curve_arguments,
+    curve_report,
+    load_average,
+    print_and_plot,
+    ratio_comparisons,
+    series_figures,
+)
 
 NAME = "bench_backup_curve"
 FULL_SIZES_MIB = (100, 500, 2048)
@@ -95,17 +102,7 @@ def run_benchmark(harness, work_dir: str, args: argparse.Namespace) -> dict:
             }
             points.setdefault(label, []).append(dict(point, runs=[round(value, 3) for value in seconds]))
     series = [series_figures(label, series_points) for label, series_points in points.items()]
-    comparisons = [
-        {
-            "series": candidate,
-            "baseline": baseline,
-            "ratios": [
-                {"label": top["label"], "ratio": round(top["seconds"] / bottom["seconds"], 2)}
-                for top, bottom in zip(points[candidate], points[baseline])
-            ],
-        }
-        for baseline, _dump_args, candidate, _options in CASES
-    ]
+    comparisons = ratio_comparisons(points, [(candidate, baseline) for baseline, _args, candidate, _options in CASES])
     return curve_report(
         "backup_curve",
         "Backup time against database size",

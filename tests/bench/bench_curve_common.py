@@ -98,6 +98,21 @@ def series_figures(name: str, points: list[dict]) -> dict:
     }
 
 
+def ratio_comparisons(points: dict, pairs) -> list[dict]:
+    """Per (candidate, baseline) pair of series names, the ratio of their seconds at each point."""
+    return [
+        {
+            "series": candidate,
+            "baseline": baseline,
+            "ratios": [
+                {"label": top["label"], "ratio": round(top["seconds"] / bottom["seconds"], 2)}
+                for top, bottom in zip(points[candidate], points[baseline])
+            ],
+        }
+        for candidate, baseline in pairs
+    ]
+
+
 def curve_report(benchmark: str, title: str, work: str, unit: str, series: list[dict], quick: bool, **extra) -> dict:
     return dict(
         benchmark=benchmark,

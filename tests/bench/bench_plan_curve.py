@@ -23,6 +23,7 @@ from bench_curve_common import (
     median_seconds,
     module_runner,
     print_and_plot,
+    ratio_comparisons,
     series_figures,
     tool_version,
 )
@@ -207,17 +208,7 @@ def run_benchmark(harness, work_dir: str, args: argparse.Namespace) -> dict:
         copy_shares.append({"label": str(count), "copy_seconds": trace["copy_seconds"], "share": round(share, 2)})
         progress("%d pending revisions: the scratch copy took %.2f s, %.0f%% of the traced plan" % (
             count, trace["copy_seconds"], 100 * share))  # fmt: skip
-    comparisons = [
-        {
-            "series": candidate,
-            "baseline": baseline,
-            "ratios": [
-                {"label": top["label"], "ratio": round(top["seconds"] / bottom["seconds"], 2)}
-                for top, bottom in zip(points[candidate], points[baseline])
-            ],
-        }
-        for candidate, baseline in COMPARED
-    ]
+    comparisons = ratio_comparisons(points, COMPARED)
     return curve_report(
         "plan_curve",
         "migration_plan_info time against pending revisions",
