@@ -15,10 +15,10 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from ansible.errors import AnsibleFilterError
 
-# what compose (and a shell) accepts as a variable name
-VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# what compose (and a shell) accepts as a variable name; fullmatch, since `$` lets a trailing newline through
+VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # compose's own rule for service names
-SERVICE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+SERVICE_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
 # inside double quotes compose's env file parser unescapes these, and only these, so every value reads back literally
 ENV_ESCAPES = (("\\", "\\\\"), ('"', '\\"'), ("$", "\\$"), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"))
 ROLES = ("database", "migration", "app", "workers")
@@ -53,7 +53,7 @@ def compose_env_file(values, header: str = "") -> str:
         raise AnsibleFilterError("compose_env_file: expects a dict of variable names to values")
     lines = ["# %s" % line for line in header.splitlines()]
     for name in sorted(values):
-        if not isinstance(name, str) or not VARIABLE_NAME.match(name):
+        if not isinstance(name, str) or not VARIABLE_NAME.fullmatch(name):
             raise AnsibleFilterError(
                 "compose_env_file: %s is not a variable name (letters, digits and _, not starting with a digit)"
                 % json.dumps(str(name))
@@ -100,7 +100,7 @@ def named_services(services: dict) -> dict:
         value = services.get(role)
         names = value if isinstance(value, list) else [] if value in (None, "") else [value]
         for name in names:
-            if not isinstance(name, str) or not SERVICE_NAME.match(name):
+            if not isinstance(name, str) or not SERVICE_NAME.fullmatch(name):
                 problem = "%s is not a compose service name" % json.dumps(name)
                 raise AnsibleFilterError("stack_services.%s: %s" % (role, problem))
         named[role] = names
@@ -152,13 +152,14 @@ def compose_extra_files(items, reserved=()) -> list:
         if not isinstance(src, str) or not src:
             raise AnsibleFilterError("stack_compose_extra_files: %s has no src" % json.dumps(item, default=str))
         dest = entry.get("dest") or src.rstrip("/").rsplit("/", 1)[-1]
-        parts = dest.split("/")
-        if dest.startswith("/") or ".." in parts or dest in reserved or not all(parts):
+        # `./.env` is the env file too
+        parts = [part for part in dest.split("/") if part != "."]
+        if dest.startswith("/") or ".." in parts or "/".join(parts) in reserved or not parts or not all(parts):
             raise AnsibleFilterError(
                 "stack_compose_extra_files: dest %s must be a relative path inside the stack directory, not one of"
                 " its own files (%s)" % (json.dumps(dest), ", ".join(reserved))
             )
-        files.append({"src": src, "dest": dest, "mode": str(entry.get("mode", "0644"))})
+        files.append({"src": src, "dest": "/".join(parts), "mode": str(entry.get("mode", "0644"))})
     return files
 
 

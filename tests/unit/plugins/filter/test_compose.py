@@ -66,7 +66,7 @@ def test_env_file_is_sorted_with_a_header():
     assert text == '# managed\n# mode 0600\nA="1"\nB="2"\n'
 
 
-@pytest.mark.parametrize("name", ["1ABC", "A-B", "A B", "A\nprivileged: true", "", "A=B", "É"])
+@pytest.mark.parametrize("name", ["1ABC", "A-B", "A B", "A\nprivileged: true", "A\n", "", "A=B", "É"])
 def test_env_names_must_be_variable_names(name):
     with pytest.raises(AnsibleFilterError, match="is not a variable name"):
         compose_env_file({name: "x"})
@@ -180,6 +180,8 @@ def test_shape_of_an_external_database_needs_no_database_service():
         (dict(TEAM_SERVICES, migration=["a", "b"]), "one service each"),
         (dict(TEAM_SERVICES, workers=["bad name"]), "not a compose service name"),
         (dict(TEAM_SERVICES, app=["web\nprivileged: true"]), "not a compose service name"),
+        (dict(TEAM_SERVICES, app=["web\n"]), "not a compose service name"),
+        (dict(TEAM_SERVICES, workers=["worker;}"]), "not a compose service name"),
     ],
 )
 def test_stack_services_are_checked(services, message):
@@ -204,6 +206,12 @@ def test_extra_files_get_a_destination_and_a_mode():
     ]
 
 
+def test_extra_files_destinations_drop_dot_components():
+    assert compose_extra_files([{"src": "/team/nginx.conf", "dest": "./conf/./nginx.conf"}], RESERVED) == [
+        {"src": "/team/nginx.conf", "dest": "conf/nginx.conf", "mode": "0644"}
+    ]
+
+
 @pytest.mark.parametrize(
     "items, message",
     [
@@ -215,6 +223,9 @@ def test_extra_files_get_a_destination_and_a_mode():
         ([{"src": "/a", "dest": "a//b"}], "relative path"),
         (["/team/compose.safedeploy.yml"], "relative path"),
         ([{"src": "/a", "dest": ".env"}], "relative path"),
+        ([{"src": "/a", "dest": "./.env"}], "relative path"),
+        ([{"src": "/a", "dest": "."}], "relative path"),
+        (["/team/."], "relative path"),
     ],
 )
 def test_extra_files_are_checked(items, message):
