@@ -12,7 +12,8 @@ class ModuleDocFragment:
 options:
   runner:
     description:
-      - The command that starts the application's own alembic, as a list; the module appends the subcommand.
+      - The command that starts the application's own alembic, as a list, not empty; the module appends the
+        subcommand.
       - A local command, for example V([/opt/app/venv/bin/alembic, -c, /opt/app/alembic.ini]), or a compose one-shot,
         for example V([docker, compose, -p, erpmax, -f, /srv/erpmax/compose.yml, run, --rm, -T, -e, PGOPTIONS,
         migration, alembic]), so the alembic version and the scripts that run are the ones in the app image.
@@ -24,7 +25,11 @@ options:
   runner_env:
     description:
       - Extra environment for the runner, for example the release a compose runner interpolates into its image tag.
-      - Its values are shown in the task's invocation; a secret goes in O(runner_secret_env).
+      - Hidden (no_log) where it could hold a secret. The values of entries named like one (containing C(PASS),
+        C(SECRET), C(TOKEN), C(KEY), C(CREDENTIAL), C(AUTH), C(DSN), C(URL), C(URI), C(COOKIE), C(PRIVATE) or
+        C(CERT)) or holding a password (a C(user:password@) URL, a C(password=) conninfo) are masked in the task's
+        output and invocation; the others, such as the release, stay readable. A secret belongs in
+        O(runner_secret_env).
     type: dict
     default: {}
   runner_secret_env:

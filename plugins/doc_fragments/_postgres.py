@@ -64,6 +64,13 @@ options:
     description:
       - Further libpq connection parameters, for example C(connect_timeout) or C(sslcert).
       - C(connect_timeout) defaults to 10 seconds so that an unreachable server fails the task quickly.
+      - The keys libpq treats as secret (C(password), C(sslpassword), C(oauth_client_secret), C(scram_client_key),
+        C(scram_server_key)) are masked in the task's output and invocation; the other keys stay readable.
+        O(login_password) wins over a C(password) here.
+      - Secrets never reach a command line. Client tools get the password as E(PGPASSWORD) and the other secrets in a
+        service file readable by the connecting user only (E(PGSERVICEFILE)), removed when the module ends. That file
+        is on the managed host, so a module that runs the tools in a container refuses those secrets, and a libpq
+        C(service) of your own cannot be combined with them.
     type: dict
     default: {}
 requirements:

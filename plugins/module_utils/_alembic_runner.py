@@ -8,17 +8,18 @@
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import json
 import os
 import re
-import signal
 import subprocess
 
+from ansible_collections.safedeploy.migrations.plugins.module_utils._child_process import (
+    die_with_parent_of,
+    stop_watchdog,
+    watch_container,
+)
 from ansible_collections.safedeploy.migrations.plugins.module_utils._plan_trace import TRACE_LISTENERS
 
-_PR_SET_PDEATHSIG = 1
 CONTROLLER_CHECK_SECONDS = 0.5
 # a root revision's downgrade ends at nothing: "Running downgrade 0001 -> , initial"
 _RUNNING_UPGRADE = re.compile(r"Running (upgrade|downgrade) (.*?) -> ([^,\s]*)(?:, (.*))?$")
@@ -91,21 +92,28 @@ class RunnerError(Exception):
 def runner_argument_spec() -> dict:
     return dict(
         runner=dict(type="list", elements="str", required=True),
-        runner_env=dict(type="dict", default={}),
+        # no_log for a secret someone puts here; show_public_values() unmasks the entries that name none
+        runner_env=dict(type="dict", default={}, no_log=True),
         runner_secret_env=dict(type="dict", default={}, no_log=True),
         chdir=dict(type="path"),
     )
 
 
+def runner_problem(runner: list[str]) -> str | None:
+    """Why a runner cannot start alembic, or None."""
+    if not runner:
+        return (
+            "runner is empty: it must name the command that starts alembic, for example "
+            "[/opt/app/venv/bin/alembic, -c, /opt/app/alembic.ini]"
+        )
+    if not str(runner[0]).strip():
+        return "runner starts with an empty word: its first word must be the command that starts alembic"
+    return None
+
+
 def pgoptions(settings: dict) -> str:
     """libpq PGOPTIONS that set server parameters on alembic's own connection: `-c name=value ...`."""
     return " ".join("-c %s=%s" % (name, str(value).replace(" ", "\\ ")) for name, value in settings.items() if value)
-
-
-def _die_with_parent() -> None:
-    # a SIGKILLed module must not leave alembic migrating without the advisory lock
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class AlembicRunner:
@@ -185,6 +193,9 @@ class AlembicRunner:
 
     def spawn(self, runner: list[str], args: list[str], extra_env: dict | None = None, record: bool = True):
         """(rc, stdout, stderr) of runner + args; a process that cannot start or loses its controller raises."""
+        problem = runner_problem(runner)
+        if problem:
+            raise RunnerError(problem, list(runner), 2)
         self.started += 1
         argv, one_shot = self.argv(args, runner)
         if record:
@@ -198,18 +209,23 @@ class AlembicRunner:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
-                preexec_fn=_die_with_parent,
+                # a SIGKILLed module must not leave alembic migrating without the advisory lock
+                preexec_fn=die_with_parent_of(os.getpid()),
             )
         except FileNotFoundError as exc:
             raise RunnerError("alembic runner %s was not found: %s" % (argv[0], exc.strerror), argv, 127) from exc
         except OSError as exc:
             raise RunnerError("alembic runner %s could not start: %s" % (argv[0], exc), argv, 126) from exc
+        # the compose client dies with the module, its container does not: the watchdog removes it then
+        watchdog = watch_container(docker_binary(argv[0]), one_shot) if one_shot else None
         try:
             stdout, stderr = wait_while_controller_lives(process, argv)
         except RunnerError:
             if one_shot:
                 stop_one_shot(argv[0], one_shot)
             raise
+        finally:
+            stop_watchdog(watchdog)
         return process.returncode, stdout, stderr
 
     def argv(self, args: list[str], runner: list[str] | None = None) -> tuple[list[str], str | None]:
@@ -247,10 +263,14 @@ def compose_run_position(runner: list[str]) -> int | None:
     return None
 
 
+def docker_binary(runner_command: str) -> str:
+    """The docker CLI of a `docker compose` runner; `docker` for a `docker-compose` one."""
+    return runner_command if os.path.basename(runner_command) == "docker" else "docker"
+
+
 def stop_one_shot(docker: str, name: str) -> None:
     """Killing the compose client leaves its container running: stop the container itself."""
-    binary = docker if os.path.basename(docker) == "docker" else "docker"
-    subprocess.run([binary, "rm", "--force", name], capture_output=True, check=False)
+    subprocess.run([docker_binary(docker), "rm", "--force", name], capture_output=True, check=False)
 
 
 def wait_while_controller_lives(process: subprocess.Popen, argv: list[str]) -> tuple[str, str]:

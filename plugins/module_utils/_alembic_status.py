@@ -35,6 +35,33 @@ def alembic_argument_spec() -> dict:
 
 
 HISTORY_DEFAULTS = {"down_revisions": [], "depends_on": [], "branch_labels": [], "path": None, "message": ""}
+HISTORY_LISTS = ("down_revisions", "depends_on", "branch_labels")
+
+
+def history_entry(entry: dict) -> dict:
+    """An entry of a `history` option as the graph needs it; ValueError names what is wrong.
+
+    A single revision id stands for a list of one, as alembic's own down_revision may be a string.
+    """
+    revision = entry.get("revision")
+    if not isinstance(revision, str) or not revision:
+        raise ValueError("every entry of history needs its revision id, as alembic_info returns it")
+    normalized = dict(HISTORY_DEFAULTS, **entry)
+    for key in HISTORY_LISTS:
+        value = normalized[key]
+        value = [] if value is None else [value] if isinstance(value, str) else value
+        if not isinstance(value, (list, tuple)) or not all(isinstance(item, str) and item for item in value):
+            raise ValueError(
+                "history entry %s: %s must be a revision id or a list of them, got %r"
+                % (revision, key, normalized[key])
+            )
+        normalized[key] = list(value)
+    return normalized
+
+
+def history_graph(history: list[dict]) -> dict:
+    """{revision id: entry} of a `history` option."""
+    return {entry["revision"]: entry for entry in map(history_entry, history)}
 
 
 def revision_files(revisions: dict) -> dict:
@@ -62,7 +89,7 @@ class AlembicStatus:
     @classmethod
     def from_history(cls, history: list[dict], connection, params: dict) -> AlembicStatus:
         """The graph another module read from the same scripts (its `history`): no alembic start here."""
-        revisions = {entry["revision"]: dict(HISTORY_DEFAULTS, **entry) for entry in history}
+        revisions = history_graph(history)
         current = read_current_revisions(connection, params["version_table"], params["version_table_schema"])
         return cls(revisions, current)
 

@@ -13,6 +13,9 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._postgres im
 
 LOCK_TABLE = "deploy_locks"
 APPLICATION_NAME = "safedeploy.deploy_lock"
+# a live deploy is silent for seconds between two heartbeats (each a task, a module start); with a shorter lease two
+# deploys that start together both take the lock, each judging the other dead
+MIN_LEASE_SECONDS = 10
 # Sessions that do a deploy's long work: while one is connected, its deploy is alive whatever its heartbeat says.
 # Prefixes: alembic_migrate adds @host:pid to its name.
 WORKING_APPLICATION_NAMES = (
@@ -115,6 +118,21 @@ def lock_entry(row: dict) -> dict:
     entry["heartbeat_at"] = iso_timestamp(entry["heartbeat_at"])
     entry["silent_seconds"] = round(row["silent_seconds"], 1)
     return entry
+
+
+def option_problems(params: dict) -> list:
+    """One sentence per option of deploy_lock that makes no sense, naming it."""
+    problems = ["%s must not be empty" % name for name in ("environment", "owner") if not params[name]]
+    if params["wait"] < 0:
+        problems.append("wait must be 0 or more seconds, got %s" % params["wait"])
+    if params["lease"] < MIN_LEASE_SECONDS:
+        problems.append(
+            "lease must be at least %d seconds, got %s: a live deploy is silent that long between two heartbeats, "
+            "and a shorter lease lets a second deploy take its lock" % (MIN_LEASE_SECONDS, params["lease"])
+        )
+    if params["deploy_id"] is not None and params["deploy_id"] < 1:
+        problems.append("deploy_id must be a positive id, got %s" % params["deploy_id"])
+    return problems
 
 
 def is_stale(row: dict, lease: int, working_sessions: list) -> bool:

@@ -17,7 +17,10 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._backup impo
     MANIFEST_KIND,
     MANIFEST_VERSION,
     checksum_backup,
+    create_private_directory,
+    create_private_file,
     format_timestamp,
+    refuse_existing,
 )
 from ansible_collections.safedeploy.migrations.plugins.module_utils._pg_client import close_input, feed
 
@@ -104,7 +107,11 @@ def build_manifest(
 
 
 class ArchiveWriter:
-    """Dumps one database into `partial` and verifies it where it was written; returns the TOC and checksums."""
+    """Dumps one database into `partial` and verifies it where it was written; returns the TOC and checksums.
+
+    `partial` must not exist: it is created new, never through a link, and `partial_created` tells the caller
+    whether what is there now is its own to remove.
+    """
 
     def __init__(self, client, params: dict, conninfo: str, partial: str, scratch: str | None = None):
         self.client = client
@@ -112,6 +119,7 @@ class ArchiveWriter:
         self.conninfo = conninfo
         self.partial = partial
         self.scratch = scratch
+        self.partial_created = False
 
     def write(self) -> tuple[str, tuple]:
         if self.params["format"] == "custom":
@@ -128,7 +136,8 @@ class ArchiveWriter:
         size = 0
         reader_open = True
         try:
-            with open(self.partial, "wb") as archive:
+            with os.fdopen(create_private_file(self.partial), "wb") as archive:
+                self.partial_created = True
                 for chunk in iter(lambda: dump.stdout.read(_CHUNK), b""):
                     archive.write(chunk)
                     digest.update(chunk)
@@ -151,6 +160,9 @@ class ArchiveWriter:
         return self.client.run("pg_restore --list", "pg_restore", get_list_cmd(archive), stdin_path=stdin)
 
     def directory_here(self) -> tuple[str, tuple]:
+        # pg_dump fills an empty directory it is given, and a new one cannot be a planted link
+        create_private_directory(self.partial)
+        self.partial_created = True
         self.client.run("pg_dump", "pg_dump", get_dump_cmd(self.params, self.conninfo, self.partial))
         toc = self.list_contents(self.partial)
         reader = self.client.start("full read of the archive", "pg_restore", get_full_read_cmd(self.partial))
@@ -167,6 +179,9 @@ class ArchiveWriter:
         toc = self.list_contents(self.scratch)
         self.client.run("full read of the archive", "pg_restore", get_full_read_cmd(self.scratch))
         source = "%s:%s" % (self.client.container, self.scratch)
+        # docker cp copies into a directory that exists, so the partial cannot be made first
+        refuse_existing(self.partial)
+        self.partial_created = True
         self.client.docker("copy the archive out of the container", ["cp", source, self.partial])
         for root, dirs, names in os.walk(self.partial):
             for name in dirs + names + ["."]:

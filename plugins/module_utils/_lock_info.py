@@ -17,6 +17,7 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._postgres im
     error_text,
     psycopg,
 )
+from ansible_collections.safedeploy.migrations.plugins.module_utils._query_redaction import redact_query
 
 APPLICATION_NAME = "safedeploy.pg_lock_info"
 QUERY_ELLIPSIS = "..."
@@ -137,6 +138,7 @@ INVALID_INDEXES_QUERY = (
 
 BACKEND_PID_QUERY = "SELECT pg_backend_pid() AS pid"
 
+RESOLVE_NAME_QUERY = "SELECT to_regclass(%(name)s)::text AS relation"
 RESOLVE_RELATIONS_QUERY = (
     "SELECT name, to_regclass(name)::text AS relation "
     "FROM unnest(%(relations)s::text[]) WITH ORDINALITY AS requested(name, position) "
@@ -180,12 +182,17 @@ def shorten_query(text: str | None, query_length: int) -> str | None:
     return flat[: query_length - len(QUERY_ELLIPSIS)] + QUERY_ELLIPSIS
 
 
+def session_query(text: str | None, query_length: int) -> str | None:
+    """Another session's query as the module returns it: secrets redacted, then shortened; 0 hides it."""
+    return shorten_query(redact_query(text), query_length) if query_length > 0 else None
+
+
 def session_entry(row: dict, query_length: int, prefix: str = "") -> dict:
     """The session keys of a row; all None when no backend matched (gone, or a prepared transaction)."""
     entry = {name: row.get(prefix + name) for name in SESSION_FIELDS}
     entry["xact_age_seconds"] = seconds(entry["xact_age_seconds"])
     entry["state_age_seconds"] = seconds(entry["state_age_seconds"])
-    entry["query"] = shorten_query(entry["query"], query_length)
+    entry["query"] = session_query(entry["query"], query_length)
     return entry
 
 
@@ -229,6 +236,12 @@ def relation_lock_entry(row: dict, query_length: int) -> dict:
     }
     entry.update(session_entry(row, query_length))
     return entry
+
+
+def bad_names_message(target: str, name_errors: list) -> str:
+    """The relation names the server refused, each with its reason."""
+    names = "; ".join("%r (%s)" % (name, error) for name, error in name_errors)
+    return "reading the relations from %s failed: not a relation name: %s" % (target, names)
 
 
 def missing_relations(resolved_rows: list) -> list:
@@ -336,14 +349,37 @@ class LockInfoReader:
         self.queries: list[str] = []
         self.database: str | None = None
 
+    def execute(self, sql: str, params: dict | None = None) -> list:
+        self.queries.append(self.cursor.mogrify(sql, params))
+        self.cursor.execute(sql, params)
+        return self.cursor.fetchall()
+
     def rows(self, what: str, sql: str, params: dict | None = None) -> list:
         try:
-            self.queries.append(self.cursor.mogrify(sql, params))
-            self.cursor.execute(sql, params)
-            return self.cursor.fetchall()
+            return self.execute(sql, params)
         except psycopg.Error as exc:
-            target = describe_target(self.module.params, self.database)
-            self.module.fail_json(msg=f"reading {what} from {target} failed: {error_text(exc)}", queries=self.queries)
+            self.fail(f"reading {what} from {self.target()} failed: {error_text(exc)}")
+
+    def target(self) -> str:
+        return describe_target(self.module.params, self.database)
+
+    def fail(self, msg: str) -> None:
+        self.module.fail_json(msg=msg, queries=self.queries)
+
+    def resolve_relations(self, relations: list) -> list:
+        """to_regclass() of each name; a name the server cannot read fails the module, named (one query each)."""
+        try:
+            return self.execute(RESOLVE_RELATIONS_QUERY, {"relations": relations})
+        except psycopg.Error as exc:
+            name_errors = []
+            for name in relations:
+                try:
+                    self.execute(RESOLVE_NAME_QUERY, {"name": name})
+                except psycopg.Error as name_exc:
+                    name_errors.append((name, error_text(name_exc)))
+            if not name_errors:
+                self.fail(f"reading the relations from {self.target()} failed: {error_text(exc)}")
+            self.fail(bad_names_message(self.target(), name_errors))
 
     def read(self, relations: list | None, min_xact_age: float, query_length: int) -> dict:
         """Everything but the pooler check; relations None means all relation locks, [] none."""
@@ -373,7 +409,7 @@ class LockInfoReader:
             "missing_relations": [],
         }
         if relations:
-            resolved = self.rows("the relations", RESOLVE_RELATIONS_QUERY, {"relations": relations})
+            resolved = self.resolve_relations(relations)
             result["missing_relations"] = missing_relations(resolved)
         result["locks"] = []
         if relations != []:

@@ -8,21 +8,28 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import subprocess
 import tempfile
 
+from ansible_collections.safedeploy.migrations.plugins.module_utils._child_process import die_with_parent_of
+from ansible_collections.safedeploy.migrations.plugins.module_utils._no_log import show_public_values
 from ansible_collections.safedeploy.migrations.plugins.module_utils._postgres import (
     connect,
-    conninfo_without_password,
+    conninfo_without_secrets,
     error_text,
-    password_environment,
     psycopg,
+    secret_params,
 )
 
 CONTAINER_SCRATCH_DIR = "/tmp"
 _CHUNK = 1024 * 1024
+# the section of the service file that hands the tools the secrets no environment variable carries
+SERVICE_NAME = "safedeploy"
+# libpq before 16 reads a service file line into 1024 bytes
+SERVICE_LINE_MAX = 1000
 
 
 class ClientToolError(Exception):
@@ -63,8 +70,50 @@ def stop(process: subprocess.Popen) -> None:
     process.wait()
 
 
+def service_file_problem(secrets: dict, container: str | None, service: str | None) -> str | None:
+    """Why the secrets without an environment variable (all but the password) cannot reach the tools, or None."""
+    names = ", ".join(sorted(secrets))
+    if container:
+        return (
+            "connect_params %s cannot reach the client tools in container %s: libpq takes it only from a connection "
+            "string, which the process list shows, or from a service file, which is on this host; leave container "
+            "unset to run the tools here" % (names, container)
+        )
+    if service:
+        return (
+            "connect_params %s reaches the client tools through a service file of its own, so the libpq service %s "
+            "(connect_params service or PGSERVICE) cannot be used with it; give its parameters in connect_params"
+            % (names, service)
+        )
+    for name, value in sorted(secrets.items()):
+        if "\n" in value or "\r" in value or value != value.rstrip() or len(name) + 1 + len(value) > SERVICE_LINE_MAX:
+            return (
+                "connect_params %s cannot be handed to the client tools: the libpq service file that carries it "
+                "holds no line break, no trailing white space and at most %d characters" % (name, SERVICE_LINE_MAX)
+            )
+    return None
+
+
+def service_file_text(secrets: dict) -> str:
+    return "".join(["[%s]\n" % SERVICE_NAME] + ["%s=%s\n" % (name, value) for name, value in sorted(secrets.items())])
+
+
+def remove_quietly(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.remove(path)
+
+
+def write_service_file(secrets: dict) -> str:
+    """A service file readable by this user only, removed when the module exits."""
+    descriptor, path = tempfile.mkstemp(prefix="safedeploy-", suffix=".pgservice")
+    atexit.register(remove_quietly, path)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(service_file_text(secrets))
+    return path
+
+
 class PgClient:
-    """One place that knows whether the tools run here or in a container, and how they get the password."""
+    """One place that knows whether the tools run here or in a container, and how they get the secrets."""
 
     def __init__(
         self, module, container: str | None = None, bin_dir: str | None = None, application_name: str | None = None
@@ -75,15 +124,32 @@ class PgClient:
         self.application_name = application_name
         self.commands: list[list[str]] = []
         self.queries: list[str] = []
+        self.secrets_environment: dict | None = None
+        # pg_backup and pg_restore reach connect_params only through here
+        show_public_values(module)
 
     def conninfo(self, dbname: str) -> str:
-        return conninfo_without_password(self.module.params, dbname, self.application_name)
+        return conninfo_without_secrets(self.module.params, dbname, self.application_name)
+
+    def environment(self) -> dict:
+        """The secrets for the tools: PGPASSWORD, and a service file for those libpq reads from no variable."""
+        if self.secrets_environment is None:
+            secrets = secret_params(self.module.params)
+            environment = {"PGPASSWORD": secrets.pop("password")} if "password" in secrets else {}
+            if secrets:
+                service = (self.module.params.get("connect_params") or {}).get("service") or os.environ.get("PGSERVICE")
+                problem = service_file_problem(secrets, self.container, service)
+                if problem:
+                    self.module.fail_json(msg=problem)
+                environment.update(PGSERVICEFILE=write_service_file(secrets), PGSERVICE=SERVICE_NAME)
+            self.secrets_environment = environment
+        return self.secrets_environment
 
     def tool_argv(self, tool: str, args: list[str], interactive: bool = False) -> list[str]:
         if self.container:
             # `-e PGPASSWORD` without a value copies it from the docker CLI's environment, never from argv
             prefix = [self.docker_binary(), "exec"] + (["-i"] if interactive else [])
-            if password_environment(self.module.params):
+            if "PGPASSWORD" in self.environment():
                 prefix += ["-e", "PGPASSWORD"]
             return prefix + [self.container, tool] + args
         return [self.host_binary(tool)] + args
@@ -112,14 +178,14 @@ class PgClient:
         return self.finish(operation, self.start(operation, tool, args, stdin=stdin_path, stdout=stdout_path))
 
     def start(self, operation: str, tool: str, args: list[str], stdin=None, stdout=None) -> subprocess.Popen:
-        """Start a tool with the password in its environment.
+        """Start a tool with the secrets in its environment.
 
         stdin and stdout are a file path, PIPE, or None (no input; output captured). stderr goes to a temporary
         file, so a tool that writes a lot of it can never stall a pipeline.
         """
         argv = self.tool_argv(tool, args, interactive=stdin is not None)
         self.commands.append(argv)
-        env = dict(os.environ, **password_environment(self.module.params))
+        env = dict(os.environ, **self.environment())
         with contextlib.ExitStack() as files:
             # the child keeps its own descriptors, so ours close as soon as it has started
             stdin_file = files.enter_context(open(stdin, "rb")) if isinstance(stdin, str) else stdin
@@ -132,6 +198,8 @@ class PgClient:
                     stdout=subprocess.PIPE if stdout_file is None else stdout_file,
                     stderr=stderr_file,
                     env=env,
+                    # a SIGKILLed module must not leave a pg_dump behind, holding its locks
+                    preexec_fn=die_with_parent_of(os.getpid()),
                 )
             except OSError as exc:
                 stderr_file.close()
@@ -191,7 +259,7 @@ class PgClient:
     def check_container_running(self) -> None:
         argv = [self.docker_binary(), "inspect", "--format", "{{.State.Running}}", self.container]
         self.commands.append(argv)
-        rc, out, err = self.module.run_command(argv)
+        rc, out, err = self.module.run_command(argv, expand_user_and_vars=False)
         if rc != 0:
             self.module.fail_json(msg="container %s was not found: %s" % (self.container, err.strip()), cmd=argv, rc=rc)
         if out.strip() != "true":
@@ -200,7 +268,7 @@ class PgClient:
     def docker(self, operation: str, args: list[str]) -> str:
         argv = [self.docker_binary()] + args
         self.commands.append(argv)
-        rc, out, err = self.module.run_command(argv)
+        rc, out, err = self.module.run_command(argv, expand_user_and_vars=False)
         if rc != 0:
             raise ClientToolError(operation, argv, rc, err)
         return out
@@ -225,8 +293,9 @@ class PgClient:
             "psql", ["-XAtq", "-v", "ON_ERROR_STOP=1", "-F", "\t", "--dbname", self.conninfo(dbname)], interactive=True
         )
         self.commands.append(argv)
-        env = password_environment(self.module.params)
-        rc, out, err = self.module.run_command(argv, data=text, environ_update=env, binary_data=True)
+        rc, out, err = self.module.run_command(
+            argv, data=text, environ_update=self.environment(), binary_data=True, expand_user_and_vars=False
+        )
         if rc != 0:
             raise ClientToolError("psql in container %s" % self.container, argv, rc, err)
         return [tuple(line.split("\t")) for line in out.splitlines() if line]

@@ -12,6 +12,8 @@ import traceback
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
 
+from ansible_collections.safedeploy.migrations.plugins.module_utils._no_log import LIBPQ_SECRET_KEYWORDS
+
 PSYCOPG_IMPORT_ERROR = None
 try:
     import psycopg
@@ -43,12 +45,13 @@ def postgres_common_argument_spec() -> dict:
             choices=["allow", "disable", "prefer", "require", "verify-ca", "verify-full"],
         ),
         ca_cert=dict(type="path", aliases=["ssl_rootcert"]),
-        connect_params=dict(type="dict", default={}),
+        # no_log for its secrets; show_public_values() unmasks the other keys
+        connect_params=dict(type="dict", default={}, no_log=True),
     )
 
 
 def libpq_params(params: dict, dbname: str | None = None, application_name: str | None = None) -> dict:
-    """libpq keywords for the module parameters, without the password."""
+    """libpq keywords for the module parameters, without the password or any other secret."""
     keywords = {
         "host": params["login_host"] or params["login_unix_socket"] or None,
         "port": params["login_port"],
@@ -60,20 +63,29 @@ def libpq_params(params: dict, dbname: str | None = None, application_name: str 
         "application_name": application_name,
     }
     keywords.update(params.get("connect_params") or {})
-    return {key: value for key, value in keywords.items() if value is not None and value != ""}
+    return {
+        key: value
+        for key, value in keywords.items()
+        if value is not None and value != "" and key not in LIBPQ_SECRET_KEYWORDS
+    }
 
 
-def conninfo_without_password(params: dict, dbname: str | None = None, application_name: str | None = None) -> str:
-    """A conninfo string safe to put in argv: libpq clients read the password from PGPASSWORD."""
+def secret_params(params: dict) -> dict:
+    """The secret libpq keywords: those of connect_params, with login_password over its password."""
+    secrets = {
+        key: str(value)
+        for key, value in (params.get("connect_params") or {}).items()
+        if key in LIBPQ_SECRET_KEYWORDS and value is not None and value != ""
+    }
+    if params.get("login_password"):
+        secrets["password"] = params["login_password"]
+    return secrets
+
+
+def conninfo_without_secrets(params: dict, dbname: str | None = None, application_name: str | None = None) -> str:
+    """A conninfo string safe to put in argv: libpq clients get the secrets through their environment."""
     keywords = libpq_params(params, dbname, application_name)
-    keywords.pop("password", None)
     return make_conninfo(**{key: str(value) for key, value in keywords.items()})
-
-
-def password_environment(params: dict) -> dict:
-    """Environment that hands the password to libpq tools without exposing it in argv."""
-    password = params.get("login_password")
-    return {"PGPASSWORD": password} if password else {}
 
 
 def ensure_psycopg(module) -> None:
@@ -92,12 +104,11 @@ def describe_target(params: dict, dbname: str | None = None) -> str:
 def connect(module, dbname: str | None = None, autocommit: bool = True, application_name: str | None = None):
     """Open a psycopg connection or fail the module with a sentence naming the target and the cause."""
     ensure_psycopg(module)
-    keywords = libpq_params(module.params, dbname, application_name)
-    if module.params.get("login_password"):
-        keywords["password"] = module.params["login_password"]
+    keywords = dict(libpq_params(module.params, dbname, application_name), **secret_params(module.params))
     try:
         return psycopg.connect(autocommit=autocommit, **keywords)
-    except psycopg.Error as exc:
+    # a host name the resolver cannot encode (a label over 63 characters) raises UnicodeError, a ValueError
+    except (psycopg.Error, ValueError) as exc:
         module.fail_json(msg="cannot connect to %s: %s" % (describe_target(module.params, dbname), error_text(exc)))
 
 

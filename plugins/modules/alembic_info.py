@@ -114,11 +114,16 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._alembic_gra
     resolve_target,
     upgrade_path,
 )
-from ansible_collections.safedeploy.migrations.plugins.module_utils._alembic_runner import AlembicRunner, RunnerError
+from ansible_collections.safedeploy.migrations.plugins.module_utils._alembic_runner import (
+    AlembicRunner,
+    RunnerError,
+    runner_problem,
+)
 from ansible_collections.safedeploy.migrations.plugins.module_utils._alembic_status import (
     AlembicStatus,
     alembic_argument_spec,
 )
+from ansible_collections.safedeploy.migrations.plugins.module_utils._no_log import show_public_values
 from ansible_collections.safedeploy.migrations.plugins.module_utils._postgres import (
     connect,
     error_text,
@@ -140,6 +145,9 @@ def main() -> None:
     argument_spec.update(alembic_argument_spec())
     argument_spec.update(revision=dict(type="str", default="heads"))
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    show_public_values(module)
+    if runner_problem(module.params["runner"]):
+        module.fail_json(msg=runner_problem(module.params["runner"]))
     runner = AlembicRunner.from_params(module.params)
     connection = connect(module, application_name=APPLICATION_NAME)
     try:

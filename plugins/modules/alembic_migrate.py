@@ -52,22 +52,25 @@ options:
     default: false
   lock_wait_timeout:
     description:
-      - Seconds to wait for the migration advisory lock held by another run before failing with its holder.
+      - Seconds to wait for the migration advisory lock held by another run before failing with its holder; V(0) or
+        more.
     type: float
     default: 300
   advisory_lock_key:
     description:
-      - The advisory lock key; derived from the database and the version table when not set.
+      - The advisory lock key, a signed 64-bit integer; derived from the database and the version table when not set.
     type: int
   lock_timeout:
     description:
       - C(lock_timeout) of alembic's connection for the first attempt, as a PostgreSQL duration (V(500ms), V(2s)).
+      - More than 0, since V(0) would let a DDL statement wait for its lock for ever with every reader of the table
+        queued behind it.
     type: str
     default: 2s
   max_lock_timeout:
     description:
       - The longest C(lock_timeout) the escalating retries reach; it bounds how long readers of a table can queue
-        behind a waiting DDL statement. Four times O(lock_timeout) when not set.
+        behind a waiting DDL statement. Four times O(lock_timeout) when not set; never below O(lock_timeout).
     type: str
   statement_timeout:
     description:
@@ -85,13 +88,13 @@ options:
     default: 2s
   retries:
     description:
-      - Extra attempts after a lock timeout (SQLSTATE 55P03). Each attempt doubles C(lock_timeout) up to
-        O(max_lock_timeout).
+      - Extra attempts after a lock timeout (SQLSTATE 55P03), V(0) or more. Each attempt doubles C(lock_timeout) up
+        to O(max_lock_timeout).
     type: int
     default: 3
   retry_budget:
     description:
-      - Seconds, wall clock, after which no further attempt is started.
+      - Seconds, wall clock, after which no further attempt is started; V(0) or more, V(0) starting no retry.
     type: float
     default: 600
   application_name:
@@ -105,6 +108,8 @@ options:
         M(safedeploy.migrations.alembic_info) returned it (their C(history)). The module then does not start alembic
         to read the graph, which for a compose one-shot saves a container start.
       - Graph and scripts must match; the revision the database reaches is checked against the target either way.
+      - An entry's C(down_revisions), C(depends_on) and C(branch_labels) are lists of ids; a single id as a string
+        stands for a list of one, as alembic's own C(down_revision) may be.
     type: list
     elements: dict
 seealso:
@@ -154,7 +159,10 @@ applied:
   elements: dict
   sample: [{"revision": "0003_index_jobs_status", "message": "index jobs.status concurrently"}]
 attempts:
-  description: One entry per alembic run, with the lock_timeout used, the outcome and the sessions that blocked it.
+  description:
+    - One entry per alembic run, with the lock_timeout used, the outcome and the sessions that blocked it.
+    - The C(query) of a blocking session is cut to 200 characters, with its secrets redacted as
+      M(safedeploy.migrations.pg_lock_info) does.
   returned: always
   type: list
   elements: dict
@@ -201,6 +209,7 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._alembic_run
     RunnerError,
     is_lock_timeout,
     pgoptions,
+    runner_problem,
 )
 from ansible_collections.safedeploy.migrations.plugins.module_utils._alembic_state import (
     AdvisoryLock,
@@ -213,14 +222,18 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._alembic_sta
 from ansible_collections.safedeploy.migrations.plugins.module_utils._alembic_status import (
     AlembicStatus,
     alembic_argument_spec,
+    history_entry,
 )
+from ansible_collections.safedeploy.migrations.plugins.module_utils._lock_info import session_query
 from ansible_collections.safedeploy.migrations.plugins.module_utils._lock_retry import (
     BLOCKERS_QUERY,
     backoff_seconds,
     duration_ms,
     format_ms,
     lock_timeout_schedule,
+    option_problems,
 )
+from ansible_collections.safedeploy.migrations.plugins.module_utils._no_log import show_public_values
 from ansible_collections.safedeploy.migrations.plugins.module_utils._postgres import (
     connect,
     dict_row,
@@ -228,6 +241,9 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._postgres im
     postgres_common_argument_spec,
     psycopg,
 )
+
+# the blocker's statement in attempts[].blockers[].query, secrets redacted
+BLOCKER_QUERY_LENGTH = 200
 
 
 def joined(revisions: list[str]) -> str | None:
@@ -416,7 +432,8 @@ class Migration:
 
     def blockers(self, lock_timeout_ms: int) -> list[dict]:
         with self.connection.cursor(row_factory=dict_row) as cursor:
-            return cursor.execute(BLOCKERS_QUERY, {"older_than": lock_timeout_ms / 1000.0}).fetchall()
+            rows = cursor.execute(BLOCKERS_QUERY, {"older_than": lock_timeout_ms / 1000.0}).fetchall()
+        return [dict(row, query=session_query(row["query"], BLOCKER_QUERY_LENGTH)) for row in rows]
 
     def read_current(self) -> list[str]:
         return read_current_revisions(
@@ -502,16 +519,16 @@ def describe_blockers(blockers: list[dict]) -> str:
 
 
 def validate(module: AnsibleModule) -> None:
-    for option in ("lock_timeout", "max_lock_timeout", "statement_timeout", "client_connection_check_interval"):
-        if module.params[option] is not None:
-            try:
-                duration_ms(module.params[option])
-            except ValueError as exc:
-                module.fail_json(msg="%s: %s" % (option, exc))
-    if module.params["retries"] < 0 or module.params["lock_wait_timeout"] < 0:
-        module.fail_json(msg="retries and lock_wait_timeout must not be negative")
-    if any(not isinstance(entry.get("revision"), str) for entry in module.params["history"] or []):
-        module.fail_json(msg="every entry of history needs its revision id, as alembic_info returns it")
+    problems = option_problems(module.params)
+    if runner_problem(module.params["runner"]):
+        problems.insert(0, runner_problem(module.params["runner"]))
+    try:
+        for entry in module.params["history"] or []:
+            history_entry(entry)
+    except ValueError as exc:
+        problems.append(str(exc))
+    if problems:
+        module.fail_json(msg="; ".join(problems))
 
 
 def main() -> None:
@@ -532,6 +549,7 @@ def main() -> None:
         history=dict(type="list", elements="dict"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    show_public_values(module)
     validate(module)
     migration = Migration(module)
     try:

@@ -233,6 +233,7 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._ledger impo
     sequence_query,
     upsert_query,
 )
+from ansible_collections.safedeploy.migrations.plugins.module_utils._no_log import show_public_values
 from ansible_collections.safedeploy.migrations.plugins.module_utils._postgres import (
     connect,
     describe_target,
@@ -387,6 +388,7 @@ def main() -> None:
         ],
         supports_check_mode=True,
     )
+    show_public_values(module)
     validate(module)
     connection = connect(module, autocommit=False, application_name=WRITER_APPLICATION_NAME)
     try:

@@ -43,7 +43,7 @@ options:
     type: str
     choices: [running, succeeded, failed]
   deploy_id:
-    description: Only the row with this id.
+    description: Only the row with this id, a positive id.
     type: int
   limit:
     description: Most rows returned in RV(deploys). Does not apply to RV(last) and RV(last_succeeded).
@@ -189,6 +189,7 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._ledger impo
     newest_query,
     row_to_entry,
 )
+from ansible_collections.safedeploy.migrations.plugins.module_utils._no_log import show_public_values
 from ansible_collections.safedeploy.migrations.plugins.module_utils._postgres import (
     connect,
     describe_target,
@@ -263,6 +264,8 @@ class LedgerReader(LedgerSession):
 def validate(module: AnsibleModule) -> None:
     if module.params["limit"] < 0:
         module.fail_json(msg="limit must be 0 or more rows, got %s" % module.params["limit"])
+    if module.params["deploy_id"] is not None and module.params["deploy_id"] < 1:
+        module.fail_json(msg="deploy_id must be a positive id, got %s" % module.params["deploy_id"])
     if not module.params["state_schema"]:
         module.fail_json(msg="state_schema must not be empty")
 
@@ -280,6 +283,7 @@ def main() -> None:
         version_table_schema=dict(type="str"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    show_public_values(module)
     validate(module)
     connection = connect(module, application_name=READER_APPLICATION_NAME)
     try:

@@ -38,11 +38,11 @@ options:
     required: true
     choices: [acquired, held, released]
   environment:
-    description: The environment the lock is for, for example V(staging).
+    description: The environment the lock is for, for example V(staging); not empty.
     type: str
     required: true
   owner:
-    description: An id unique to this deploy run; every state of one run passes the same.
+    description: An id unique to this deploy run, not empty; every state of one run passes the same.
     type: str
     required: true
   holder:
@@ -55,7 +55,7 @@ options:
     description: What the deploy does now, for example V(backup), V(migration) or V(roll).
     type: str
   deploy_id:
-    description: The ledger row of this deploy, once there is one. With O(state=held).
+    description: The ledger row of this deploy, once there is one, a positive id. With O(state=held).
     type: int
   wait:
     description: Seconds V(acquired) waits for another holder to finish before it fails naming it.
@@ -65,7 +65,9 @@ options:
     description:
       - Seconds without a heartbeat after which a holder with no long step connected is dead. Longer than the
         longest gap between two heartbeats of a live deploy.
-      - V(0) takes over as soon as no long step of the holder is connected.
+      - At least V(10). Every heartbeat is a task of its own, so a live deploy is silent for seconds between two
+        even when it does nothing slow; a shorter lease lets a second deploy judge it dead and take its lock, and with
+        V(0) two deploys that start together both acquire it.
     type: int
     default: 600
   state_schema:
@@ -166,12 +168,14 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._deploy_lock
     insert_query,
     is_stale,
     lock_entry,
+    option_problems,
     select_query,
     table_identifier,
     take_over_query,
     working_patterns,
 )
 from ansible_collections.safedeploy.migrations.plugins.module_utils._ledger import TABLE_EXISTS_QUERY
+from ansible_collections.safedeploy.migrations.plugins.module_utils._no_log import show_public_values
 from ansible_collections.safedeploy.migrations.plugins.module_utils._postgres import (
     connect,
     describe_target,
@@ -346,9 +350,10 @@ def main() -> None:
         state_schema=dict(type="str", default="safedeploy"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    for name in ("wait", "lease"):
-        if module.params[name] < 0:
-            module.fail_json(msg="%s must be 0 or more seconds, got %s" % (name, module.params[name]))
+    show_public_values(module)
+    problems = option_problems(module.params)
+    if problems:
+        module.fail_json(msg="; ".join(problems))
     connection = connect(module, autocommit=False, application_name=APPLICATION_NAME)
     try:
         result = getattr(DeployLock(module, connection), module.params["state"])()

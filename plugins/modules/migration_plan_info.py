@@ -88,7 +88,7 @@ options:
   data_check_timeout:
     description:
       - The C(statement_timeout) each data check runs under, as a PostgreSQL duration; a check that does not finish
-        in time is a warning, not an error.
+        in time is a warning, not an error. More than 0, so that no check scans a live table without a limit.
     type: str
     default: 10s
   trace:
@@ -316,7 +316,11 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._alembic_gra
     resolve_target,
     upgrade_path,
 )
-from ansible_collections.safedeploy.migrations.plugins.module_utils._alembic_runner import AlembicRunner, RunnerError
+from ansible_collections.safedeploy.migrations.plugins.module_utils._alembic_runner import (
+    AlembicRunner,
+    RunnerError,
+    runner_problem,
+)
 from ansible_collections.safedeploy.migrations.plugins.module_utils._alembic_state import read_current_revisions
 from ansible_collections.safedeploy.migrations.plugins.module_utils._alembic_status import (
     AlembicStatus,
@@ -337,6 +341,10 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._migration_p
     read_trace,
     relax_on_tables_the_plan_creates,
     rendered_upgrade_steps,
+)
+from ansible_collections.safedeploy.migrations.plugins.module_utils._no_log import (
+    readable_argument_spec,
+    show_public_values,
 )
 from ansible_collections.safedeploy.migrations.plugins.module_utils._pg_client import ClientToolError
 from ansible_collections.safedeploy.migrations.plugins.module_utils._plan_trace import (
@@ -519,6 +527,20 @@ class Planner:
         return {row.pop("name"): row for row in rows}
 
 
+def validate(module: AnsibleModule) -> None:
+    problems = [runner_problem(module.params["runner"])]
+    try:
+        if duration_ms(module.params["data_check_timeout"]) == 0:
+            problems.append(
+                "data_check_timeout must be more than 0: with 0 a data check scans the live table without a time "
+                "limit; set data_checks to false to run none"
+            )
+    except ValueError as exc:
+        problems.append("data_check_timeout: %s" % exc)
+    if any(problems):
+        module.fail_json(msg="; ".join(problem for problem in problems if problem))
+
+
 def main() -> None:
     argument_spec = postgres_common_argument_spec()
     argument_spec.update(alembic_argument_spec())
@@ -543,13 +565,11 @@ def main() -> None:
             ),
         ),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=readable_argument_spec(argument_spec), supports_check_mode=True)
+    show_public_values(module)
     if PGLAST_IMPORT_ERROR:
         module.fail_json(msg=missing_required_lib("pglast"), exception=PGLAST_IMPORT_ERROR)
-    try:
-        duration_ms(module.params["data_check_timeout"])
-    except ValueError as exc:
-        module.fail_json(msg="data_check_timeout: %s" % exc)
+    validate(module)
     try:
         planner = Planner(module)
         result = planner.plan()

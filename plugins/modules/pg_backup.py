@@ -12,17 +12,23 @@ version_added: 0.1.0
 author: safedeploy.migrations maintainers (@safedeploy)
 description:
   - Dumps one database with C(pg_dump) in custom or directory format under a temporary name, verifies the archive,
-    writes a JSON manifest beside it and only then gives the backup its final name.
+    writes a JSON manifest beside it and only then gives both their final names; a failure at any step, even a disk
+    that fills while the manifest is written, publishes neither and leaves no partial file.
   - "Verification: the sha256 of the archive, the table of contents (C(pg_restore --list)) and a full read of every
     data block (C(pg_restore -f /dev/null)); the table of contents alone accepts truncated and bit-flipped archives."
   - A custom archive is checked while it is dumped, with no extra pass over the disk. The output of pg_dump flows
     once through the module into the file, the sha256 and a reading C(pg_restore).
   - The verified backup is flushed to disk (fsync) before it gets its final name, so it survives a crash of the host
     during the migration that follows.
-  - Checks the free space of O(dest) against the database size before dumping, and leaves no partial file behind
-    when anything fails.
+  - Checks the free space of O(dest) against the database size before dumping.
+  - Removes the partial files that killed runs of pg_backup left for the database in O(dest), found by their exact
+    names (RV(removed_partials)); not while another pg_backup run writes in O(dest), whose files they could be.
   - Prunes older backups of the same database by O(keep_last) and O(max_age) after the new backup is verified.
-  - Files and manifests are created with mode C(0600), directories with C(0700).
+    Retention removes only what pg_backup wrote itself, a manifest C(<name>.json) of this database whose C(name) is
+    a file name pg_backup gives (C(<database>_<UTC timestamp>.dump) or C(.dir)) and is no link, and that backup. Any
+    other C(.json) file in O(dest) is left alone, warned about and listed in RV(retention_skipped).
+  - Files and manifests are created with mode C(0600), directories with C(0700). Every file is created new, never
+    through an existing file or link.
 extends_documentation_fragment:
   - safedeploy.migrations._postgres
   - safedeploy.migrations._attributes
@@ -31,8 +37,8 @@ attributes:
   check_mode:
     support: full
     details:
-      - Connects, reads the database size and checks the free space, then reports the backup it would write and the
-        backups it would prune, without dumping.
+      - Connects, reads the database size and checks the free space, then reports the backup it would write, the
+        backups it would prune and the partial files it would remove, without dumping.
   diff_mode:
     support: none
 options:
@@ -45,6 +51,8 @@ options:
   dest:
     description:
       - Existing directory that receives the backup and its manifest.
+      - It must belong to the user that runs the module and be writable by nobody else (no group or other write
+        permission); anyone else who can write there could plant links or replace backups, so it is refused.
     type: path
     required: true
   format:
@@ -99,7 +107,8 @@ options:
   required_space_ratio:
     description:
       - Fail before dumping unless the free space of O(dest) is at least this times the database size
-        (C(pg_database_size)). Lower it when compression is known to work well; V(0) disables the check.
+        (C(pg_database_size)). Lower it when compression is known to work well; V(0) disables the check; a
+        negative value is refused.
     type: float
     default: 1.0
 seealso:
@@ -212,6 +221,31 @@ pruned:
   type: list
   elements: str
   sample: [/var/backups/erpmax/erpmax_orchestrator_20261101T101500000000Z.dump]
+retention_skipped:
+  description:
+    - The C(.json) files in O(dest) that retention left alone, because pg_backup did not write them as a manifest
+      of this database; each is also a warning. Manifests of other databases are not listed.
+    - Empty when neither O(keep_last) nor O(max_age) is set.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    path:
+      description: The file.
+      type: str
+      sample: /var/backups/erpmax/notes.json
+    reason:
+      description: Why it was left alone, said of the file.
+      type: str
+      sample: "is not a pg_backup manifest: it holds a list, not an object"
+removed_partials:
+  description:
+    - Partial files of the database that killed runs of pg_backup left in O(dest), removed (or that would be
+      removed in check mode) before dumping.
+  returned: always
+  type: list
+  elements: str
+  sample: [/var/backups/erpmax/.erpmax_orchestrator_20261122T101500123456Z.dump.partial]
 database_size:
   description: C(pg_database_size) of the database when the backup started.
   returned: always
@@ -238,24 +272,28 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.safedeploy.migrations.plugins.module_utils._backup import (
     backup_name,
+    dest_problem,
     flush_to_disk,
     free_bytes,
-    fsync_path,
+    list_leftovers,
     list_manifests,
+    lock_directory,
     manifest_path_for,
     parse_duration,
     partial_path_for,
+    publish_backup,
     remove_path,
     restrict_permissions,
     select_pruned,
+    share_lock,
     utc_now,
-    write_private_json,
 )
 from ansible_collections.safedeploy.migrations.plugins.module_utils._dump_archive import (
     ArchiveWriter,
     archive_header,
     build_manifest,
 )
+from ansible_collections.safedeploy.migrations.plugins.module_utils._no_log import show_public_values
 from ansible_collections.safedeploy.migrations.plugins.module_utils._pg_client import ClientToolError, PgClient
 from ansible_collections.safedeploy.migrations.plugins.module_utils._postgres import (
     ensure_psycopg,
@@ -272,10 +310,14 @@ class BackupManager:
         self.params = module.params
         self.database = self.params["login_db"]
         self.client = PgClient(module, self.params["container"], self.params["bin_dir"], APPLICATION_NAME)
-        self.result = dict(changed=False, pruned=[], commands=self.client.commands, queries=self.client.queries)
+        self.result = dict(changed=False, pruned=[], retention_skipped=[], removed_partials=[])
+        self.result.update(commands=self.client.commands, queries=self.client.queries)
+        # held until the module ends, even killed, so no other run takes this one's partial files for leftovers
+        self.dest_lock = None
 
     def run(self) -> None:
         max_age = self.validate()
+        self.result["removed_partials"] = self.remove_leftovers()
         if self.client.container:
             self.client.check_container_running()
         database_size = self.read_database_size()
@@ -296,11 +338,9 @@ class BackupManager:
         self.module.exit_json(**self.result)
 
     def validate(self) -> int | None:
-        dest = self.params["dest"]
-        if not os.path.isdir(dest):
-            self.module.fail_json(msg="backup destination %s does not exist or is not a directory" % dest)
-        if not os.access(dest, os.W_OK | os.X_OK):
-            self.module.fail_json(msg="backup destination %s is not writable" % dest)
+        self.check_dest()
+        if self.params["required_space_ratio"] < 0:
+            self.module.fail_json(msg="required_space_ratio must be 0 (no free space check) or more")
         if self.params["jobs"] < 1 or (self.params["jobs"] > 1 and self.params["format"] != "directory"):
             self.module.fail_json(msg="jobs must be 1, or more than 1 with format: directory")
         if self.params["compress"] is not None and not 0 <= self.params["compress"] <= 9:
@@ -311,6 +351,32 @@ class BackupManager:
             return parse_duration(self.params["max_age"]) if self.params["max_age"] is not None else None
         except ValueError as exc:
             self.module.fail_json(msg="max_age: %s" % exc)
+
+    def check_dest(self) -> None:
+        dest = self.params["dest"]
+        if not os.path.isdir(dest):
+            self.module.fail_json(msg="backup destination %s does not exist or is not a directory" % dest)
+        details = os.stat(dest)
+        problem = dest_problem(dest, details.st_mode, details.st_uid, os.geteuid())
+        if problem:
+            self.module.fail_json(msg=problem)
+        if not os.access(dest, os.R_OK | os.W_OK | os.X_OK):
+            self.module.fail_json(msg="backup destination %s is not readable and writable" % dest)
+
+    def remove_leftovers(self) -> list[str]:
+        """The partial files killed runs left; looked for only while no other run writes in dest."""
+        dest = self.params["dest"]
+        self.dest_lock, alone = lock_directory(dest)
+        if self.dest_lock is None:
+            self.module.warn("cannot lock %s: partial files that killed runs left there are not removed" % dest)
+        if not alone:
+            return []
+        leftovers = list_leftovers(dest, self.database)
+        if not self.module.check_mode:
+            for path in leftovers:
+                remove_path(path)
+        share_lock(self.dest_lock)
+        return leftovers
 
     def read_database_size(self) -> int:
         query = sql.SQL("SELECT pg_database_size(current_database())")
@@ -331,7 +397,12 @@ class BackupManager:
             )
 
     def prunable(self, max_age: int | None, now, keep_name: str) -> list[dict]:
-        manifests = list_manifests(self.params["dest"], self.database)
+        if self.params["keep_last"] is None and max_age is None:
+            return []
+        manifests, left_alone = list_manifests(self.params["dest"], self.database)
+        for item in left_alone:
+            self.module.warn("retention left %s alone: it %s" % (item["path"], item["reason"]))
+        self.result["retention_skipped"] = left_alone
         # the backup being written counts towards keep_last
         keep_last = self.params["keep_last"] - 1 if self.params["keep_last"] else None
         pruned = select_pruned(manifests, keep_last, max_age, now, keep_names=(keep_name,))
@@ -344,8 +415,8 @@ class BackupManager:
         partial = partial_path_for(path)
         scratch = self.client.scratch_path(os.path.basename(partial)) if self.uses_container_scratch() else None
         started = time.monotonic()
+        writer = ArchiveWriter(self.client, self.params, self.client.conninfo(self.database), partial, scratch)
         try:
-            writer = ArchiveWriter(self.client, self.params, self.client.conninfo(self.database), partial, scratch)
             toc, (sha256, files, size) = writer.write()
             restrict_permissions(partial)
             manifest = build_manifest(
@@ -360,20 +431,23 @@ class BackupManager:
                 duration=time.monotonic() - started,
             )
             flush_to_disk(partial)
-            os.rename(partial, path)
-            write_private_json(manifest_path_for(path), manifest)
-            fsync_path(self.params["dest"])
+            publish_backup(partial, path, manifest)
             return manifest
         except ClientToolError as exc:
-            remove_path(partial)
+            self.remove_partial(writer)
             self.fail("backup of database %s failed" % self.database, exc)
         except OSError as exc:
-            remove_path(partial)
+            self.remove_partial(writer)
             self.result["changed"] = False
             self.module.fail_json(msg="backup of database %s failed: %s" % (self.database, exc), **self.result)
         finally:
             if scratch:
                 self.remove_scratch(scratch)
+
+    def remove_partial(self, writer: ArchiveWriter) -> None:
+        # a partial that was there before this run is not its own to remove
+        if writer.partial_created:
+            remove_path(writer.partial)
 
     def uses_container_scratch(self) -> bool:
         # a directory archive cannot go through a pipe, so it is written inside the container and copied out
@@ -386,12 +460,10 @@ class BackupManager:
             self.module.warn("could not remove %s inside container %s" % (scratch, self.client.container))
 
     def prune(self, to_prune: list[dict]) -> list[str]:
-        pruned = []
         for manifest in to_prune:
             remove_path(manifest["path"])
             remove_path(manifest["manifest_path"])
-            pruned.append(manifest["path"])
-        return pruned
+        return [manifest["path"] for manifest in to_prune]
 
     def fail(self, operation: str, exc: ClientToolError) -> None:
         # whatever failed, no backup was published
@@ -418,6 +490,7 @@ def main() -> None:
         required_space_ratio=dict(type="float", default=1.0),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    show_public_values(module)
     ensure_psycopg(module)
     # pg_dump and pg_restore create files readable by the owner only
     os.umask(0o077)

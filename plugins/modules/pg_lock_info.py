@@ -38,16 +38,20 @@ options:
     description:
       - Longest query text returned, in characters; longer texts are cut and end with C(...).
       - Whitespace runs are folded into one space. V(0) returns no query text at all.
+      - Secrets are redacted before the text is cut, see the notes.
     type: int
     default: 200
   relations:
     description:
       - Relation names, optionally schema-qualified (C(public.orders)), whose locks RV(locks) reports.
       - Resolved like C(to_regclass()), with the search path of O(login_user); names that do not exist are listed
-        in RV(missing_relations).
+        in RV(missing_relations). A name the server cannot read as a relation name fails the module naming it
+        (newer servers may list it in RV(missing_relations) instead).
       - When not set, RV(locks) lists every relation-level lock of the database; an empty list reports none.
     type: list
     elements: str
+requirements:
+  - pglast on the managed host to redact query text (without it a text that hints at a secret is hidden whole).
 notes:
   - The login role should be a superuser or a member of C(pg_read_all_stats) (C(pg_monitor)); other roles see
     sessions of other roles without query, state or client address.
@@ -64,6 +68,13 @@ notes:
     more than one server connection the pid changes; with PgBouncer's default LIFO reuse the second connection
     is handed the first backend, which is proof even with a pool of one.
   - The views are read one after another, so a session may appear in one list and be gone from the next.
+  - The query text of other sessions is returned with its secrets redacted, read with the pglast scanner, so quoted,
+    C(E'') and dollar-quoted literals count alike. A literal after C(PASSWORD) (C(CREATE ROLE), C(ALTER USER),
+    C(OPTIONS (password ...))) or C(CONNECTION), every literal among the arguments of pgcrypto, C(crypt()),
+    C(dblink) and C(set_config()) calls, a literal holding a conninfo password or a URL with C(user:password@), and a
+    comment naming a password or secret become C('<redacted>'). A text that does not scan, such as one
+    C(track_activity_query_size) cut inside a literal, is hidden whole; so is, without pglast, any text that hints at
+    a secret.
 """
 
 EXAMPLES = r"""
@@ -126,7 +137,11 @@ blocking:
         wait_event: {description: The wait event., type: str, returned: always, sample: relation}
         xact_age_seconds: {description: Seconds the transaction is open., type: float, returned: always, sample: 75.2}
         state_age_seconds: {description: Seconds since the state changed., type: float, returned: always, sample: 70.1}
-        query: {description: "Last query, shortened to O(query_length).", type: str, returned: always, sample: SELECT 1}
+        query:
+          description: Last query, secrets redacted and shortened to O(query_length); null with O(query_length=0).
+          type: str
+          returned: always
+          sample: ALTER ROLE app PASSWORD '<redacted>'
     blocking:
       description: "Session of RV(blocking[].blocking_pid); all null for a prepared transaction."
       type: dict
@@ -258,6 +273,7 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._lock_info i
     LockInfoReader,
     transaction_pooling_message,
 )
+from ansible_collections.safedeploy.migrations.plugins.module_utils._no_log import show_public_values
 from ansible_collections.safedeploy.migrations.plugins.module_utils._postgres import (
     connect,
     describe_target,
@@ -281,6 +297,7 @@ def main() -> None:
         relations=dict(type="list", elements="str"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    show_public_values(module)
     validate(module)
     params = module.params
     connection = connect(module, application_name=APPLICATION_NAME)

@@ -44,6 +44,8 @@ options:
     description:
       - Relation names, optionally schema-qualified, that the migration touches, for example C(summary.relations)
         of RV(safedeploy.migrations.migration_plan_info#module:summary).
+      - A name the server cannot read as a relation name fails the module naming it; one that does not exist is
+        listed in RV(findings.missing_relations).
     type: list
     elements: str
     required: true
@@ -118,6 +120,7 @@ options:
     type: float
     default: 2
 notes:
+  - The query text of the sessions is never returned, only their pid, application, user, state and transaction age.
   - The login role needs C(pg_signal_backend) (or superuser) to cancel or terminate sessions of other roles, and
     C(pg_read_all_stats) to see them fully.
 """
@@ -239,6 +242,10 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.safedeploy.migrations.plugins.module_utils._lock_info import LockInfoReader
+from ansible_collections.safedeploy.migrations.plugins.module_utils._no_log import (
+    readable_argument_spec,
+    show_public_values,
+)
 from ansible_collections.safedeploy.migrations.plugins.module_utils._postgres import (
     connect,
     describe_target,
@@ -438,7 +445,8 @@ def main() -> None:
         wait_timeout=dict(type="float", default=60),
         wait_interval=dict(type="float", default=2),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=readable_argument_spec(argument_spec), supports_check_mode=True)
+    show_public_values(module)
     validate(module)
     connection = connect(module, application_name=APPLICATION_NAME)
     try:

@@ -28,6 +28,8 @@ description:
     servers, default privileges not tied to a schema); those the backup holds are dropped and recreated as
     C(pg_restore --clean --if-exists) does.
   - Into a new or empty database with O(jobs=1) the restore is one transaction as well.
+  - A failed restore reports C(changed=false) unless it left something changed, a database it created and could
+    not drop again, or part of a parallel restore into a database that was there before.
 extends_documentation_fragment:
   - safedeploy.migrations._postgres
   - safedeploy.migrations._attributes
@@ -46,6 +48,8 @@ options:
   src:
     description:
       - Path of the backup (file or directory) or of its manifest (C(.json)).
+      - The manifest must be one pg_backup writes, a JSON object of its kind that names the backup by a file name
+        beside it, its database and its format; anything else is refused with the reason.
     type: path
     required: true
   login_db:
@@ -126,7 +130,7 @@ backup_path:
   type: str
   sample: /var/backups/erpmax/erpmax_orchestrator_20261123T101500123456Z.dump
 created:
-  description: Whether the target database was (or would be) created.
+  description: Whether the target database was (or would be) created; false when a failed restore dropped it again.
   returned: always
   type: bool
   sample: false
@@ -223,6 +227,7 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._clean_resto
     parse_inventory,
 )
 from ansible_collections.safedeploy.migrations.plugins.module_utils._dump_archive import get_list_cmd
+from ansible_collections.safedeploy.migrations.plugins.module_utils._no_log import show_public_values
 from ansible_collections.safedeploy.migrations.plugins.module_utils._pg_client import ClientToolError, PgClient
 from ansible_collections.safedeploy.migrations.plugins.module_utils._postgres import (
     ensure_psycopg,
@@ -242,6 +247,14 @@ class RestoreFailed(Exception):
     def __init__(self, msg: str, tool_error: ClientToolError | None = None):
         super().__init__(msg if tool_error is None else "%s: %s" % (msg, tool_error))
         self.tool_error = tool_error
+
+
+def changed_by_failed_restore(created: bool, dropped: bool, single_transaction: bool) -> bool:
+    """Whether a failed restore left anything changed: a database it created and could not drop again, or part of
+    a restore of several jobs (not one transaction) into a database that was there before."""
+    if created:
+        return not dropped
+    return not single_transaction
 
 
 def get_restore_cmd(params: dict, conninfo: str, archive: str | None) -> list[str]:
@@ -302,8 +315,11 @@ class RestoreManager:
             else:
                 self.clean_restore(database, archive, statements)
         except ClientToolError as exc:
-            if not exists:
-                self.drop_created_database(database)
+            dropped = not exists and self.drop_created_database(database)
+            single_transaction = statements is not None or self.params["jobs"] == 1
+            changed = changed_by_failed_restore(not exists, dropped, single_transaction)
+            # a clean restore is one transaction: it failed, so nothing was emptied
+            self.result.update(changed=changed, created=not exists and not dropped, cleaned=False)
             if statements is None:
                 raise RestoreFailed("restore of %s into database %s failed" % (backup_path, database), exc) from exc
             raise RestoreFailed(
@@ -395,15 +411,18 @@ class RestoreManager:
                 self.params["maintenance_db"], sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database))
             )
         except ClientToolError as exc:
+            self.result.update(changed=False, created=False)
             raise RestoreFailed("cannot create database %s" % database, exc) from exc
 
-    def drop_created_database(self, database: str) -> None:
+    def drop_created_database(self, database: str) -> bool:
         try:
             self.client.rows(
                 self.params["maintenance_db"], sql.SQL("DROP DATABASE {}").format(sql.Identifier(database))
             )
+            return True
         except ClientToolError:
             self.module.warn("could not drop database %s created for the failed restore" % database)
+            return False
 
     def restore(self, database: str, archive: tuple) -> None:
         args = get_restore_cmd(self.params, self.client.conninfo(database), archive[0])
@@ -433,6 +452,7 @@ def main() -> None:
         bin_dir=dict(type="path"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    show_public_values(module)
     ensure_psycopg(module)
     RestoreManager(module).run()
 

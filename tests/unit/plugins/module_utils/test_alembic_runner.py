@@ -18,11 +18,13 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._alembic_run
     last_started_revision,
     pgoptions,
     python_in_place_of_alembic,
+    runner_problem,
 )
 from ansible_collections.safedeploy.migrations.plugins.module_utils._lock_retry import (
     backoff_seconds,
     duration_ms,
     lock_timeout_schedule,
+    option_problems,
 )
 
 LOCK_TIMEOUT_STDERR = """INFO  [alembic.runtime.migration] Context impl PostgresqlImpl.
@@ -112,6 +114,64 @@ def test_runner_not_found_is_a_clear_error(tmp_path):
     with pytest.raises(RunnerError, match="alembic runner .*missing-alembic was not found"):
         runner.run(["current"])
     assert runner.commands == [[str(tmp_path / "missing-alembic"), "current"]]
+
+
+@pytest.mark.parametrize("runner", [[], [""], ["  ", "alembic"]])
+def test_a_runner_without_a_command_says_so(runner):
+    with pytest.raises(RunnerError, match="^runner (is empty: it must name the command|starts with an empty word)"):
+        AlembicRunner(runner).run(["history", "--verbose"])
+
+
+@pytest.mark.parametrize(
+    "runner, problem",
+    [
+        (["alembic"], None),
+        ([], "runner is empty: it must name the command that starts alembic"),
+        ([""], "runner starts with an empty word"),
+    ],
+)
+def test_runner_problem(runner, problem):
+    found = runner_problem(runner)
+    assert found is None if problem is None else found.startswith(problem)
+
+
+MIGRATE_OPTIONS = dict(
+    lock_timeout="2s",
+    max_lock_timeout=None,
+    statement_timeout="0",
+    client_connection_check_interval="2s",
+    retries=3,
+    retry_budget=600.0,
+    lock_wait_timeout=300.0,
+    advisory_lock_key=None,
+)
+
+
+@pytest.mark.parametrize(
+    "overrides, problems",
+    [
+        ({}, []),
+        ({"retries": 0, "retry_budget": 0, "lock_wait_timeout": 0, "max_lock_timeout": "2s"}, []),
+        ({"advisory_lock_key": -(2**63)}, []),
+        ({"retry_budget": -1}, ["retry_budget must be 0 or more seconds, got -1"]),
+        ({"retries": -1}, ["retries must be 0 or more attempts, got -1"]),
+        ({"lock_wait_timeout": -0.5}, ["lock_wait_timeout must be 0 or more seconds, got -0.5"]),
+        ({"lock_timeout": "0"}, ["lock_timeout must be more than 0"]),
+        ({"lock_timeout": "0ms", "max_lock_timeout": "0"}, ["lock_timeout must be more than 0"]),
+        ({"max_lock_timeout": "1s"}, ["max_lock_timeout (1s) must not be below lock_timeout (2s)"]),
+        ({"max_lock_timeout": "0"}, ["max_lock_timeout (0) must not be below lock_timeout (2s)"]),
+        ({"lock_timeout": "-1s"}, ["lock_timeout"]),
+        ({"statement_timeout": "soon"}, ["statement_timeout"]),
+        ({"advisory_lock_key": 2**63}, ["advisory_lock_key must be a signed 64-bit integer, got 9223372036854775808"]),
+        (
+            {"retries": -1, "retry_budget": -2},
+            ["retries must be 0 or more attempts, got -1", "retry_budget must be 0 or more seconds, got -2"],
+        ),
+    ],
+)
+def test_option_problems_name_the_option(overrides, problems):
+    found = option_problems(dict(MIGRATE_OPTIONS, **overrides))
+    assert [problem.split(":")[0] for problem in found] == problems
 
 
 def test_runner_passes_extra_environment(tmp_path):

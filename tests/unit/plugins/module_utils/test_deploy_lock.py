@@ -9,9 +9,11 @@ import datetime
 import pytest
 
 from ansible_collections.safedeploy.migrations.plugins.module_utils._deploy_lock import (
+    MIN_LEASE_SECONDS,
     describe_holder,
     is_stale,
     lock_entry,
+    option_problems,
     working_patterns,
 )
 
@@ -67,3 +69,34 @@ def test_an_unnamed_holder_before_its_ledger_entry():
 def test_working_sessions_are_matched_by_prefix_since_alembic_migrate_adds_its_host_and_pid():
     assert "safedeploy.alembic_migrate%" in working_patterns()
     assert all(pattern.startswith("safedeploy.") and pattern.endswith("%") for pattern in working_patterns())
+
+
+OPTIONS = dict(environment="staging", owner="run-a", wait=0, lease=600, deploy_id=None)
+
+
+@pytest.mark.parametrize(
+    "overrides, problems",
+    [
+        ({}, []),
+        ({"lease": MIN_LEASE_SECONDS, "wait": 300, "deploy_id": 1}, []),
+        ({"lease": 0}, ["lease must be at least 10 seconds, got 0"]),
+        ({"lease": 9}, ["lease must be at least 10 seconds, got 9"]),
+        ({"lease": -1}, ["lease must be at least 10 seconds, got -1"]),
+        ({"wait": -1}, ["wait must be 0 or more seconds, got -1"]),
+        ({"deploy_id": 0}, ["deploy_id must be a positive id, got 0"]),
+        ({"deploy_id": -5}, ["deploy_id must be a positive id, got -5"]),
+        ({"environment": ""}, ["environment must not be empty"]),
+        ({"owner": "", "wait": -2}, ["owner must not be empty", "wait must be 0 or more seconds, got -2"]),
+    ],
+)
+def test_option_problems_name_the_option(overrides, problems):
+    found = option_problems(dict(OPTIONS, **overrides))
+    assert [problem.split(":")[0] for problem in found] == problems
+
+
+def test_a_lease_below_the_minimum_says_why():
+    (problem,) = option_problems(dict(OPTIONS, lease=0))
+    assert problem.endswith(
+        "a live deploy is silent that long between two heartbeats, and a shorter lease lets a "
+        "second deploy take its lock"
+    )

@@ -2,9 +2,12 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from ansible_collections.safedeploy.migrations.plugins.module_utils._dump_archive import (
+    ArchiveWriter,
     archive_header,
     get_dump_cmd,
     get_full_read_cmd,
@@ -78,3 +81,28 @@ def test_list_and_read_commands_read_stdin_without_a_path():
     assert get_list_cmd("/b/x") == ["--list", "/b/x"]
     assert get_full_read_cmd(None) == ["--file=/dev/null"]
     assert get_full_read_cmd("/b/x") == ["--file=/dev/null", "/b/x"]
+
+
+class ToolsThatPrintNothing:
+    """Stands in for PgClient: every tool is `true`, so nothing but the partial file matters."""
+
+    container = None
+
+    def start(self, operation, tool, args, stdin=None, stdout=None):
+        return subprocess.Popen(["true"], stdin=stdin, stdout=stdout)
+
+    def run(self, operation, tool, args, stdin_path=None, stdout_path=None):
+        return ""
+
+
+@pytest.mark.parametrize("backup_format", ["custom", "directory"])
+def test_archive_writer_never_writes_through_a_planted_link(tmp_path, backup_format):
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    partial = tmp_path / ".erp_20261123T120000000000Z.dump.partial"
+    partial.symlink_to(victim)
+    writer = ArchiveWriter(ToolsThatPrintNothing(), params(format=backup_format), "DSN", str(partial))
+    with pytest.raises(FileExistsError, match="refusing to write through an existing file or link"):
+        writer.write()
+    assert victim.read_text() == "precious"
+    assert partial.is_symlink() and not writer.partial_created

@@ -13,6 +13,7 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._lock_info i
     SESSION_FIELDS,
     advisory_key,
     advisory_lock_entry,
+    bad_names_message,
     blocking_entry,
     blocking_query,
     invalid_index_entry,
@@ -23,6 +24,7 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._lock_info i
     root_blocking_pids,
     seconds,
     session_entry,
+    session_query,
     shorten_query,
     summarize,
     transaction_pooling_message,
@@ -119,8 +121,19 @@ def test_advisory_key(classid, objid, objsubid, expected):
             dict(session_row(), client_addr=None, xact_age_seconds=None, state_age_seconds=70.1, query=None),
         ),
         ({}, "blocking.", 200, dict.fromkeys(SESSION_FIELDS)),
+        (
+            session_row(query="ALTER ROLE app\n  PASSWORD 'S3cret-of-app' VALID UNTIL 'infinity'"),
+            "",
+            44,
+            dict(
+                session_row(),
+                xact_age_seconds=75.235,
+                state_age_seconds=70.1,
+                query="ALTER ROLE app PASSWORD '<redacted>' VALI...",
+            ),
+        ),
     ],
-    ids=["plain", "prefixed-and-cut", "unprivileged-view", "no-backend"],
+    ids=["plain", "prefixed-and-cut", "unprivileged-view", "no-backend", "password-redacted-before-the-cut"],
 )
 def test_session_entry(row, prefix, query_length, expected):
     assert session_entry(row, query_length, prefix) == expected
@@ -375,4 +388,33 @@ def test_transaction_pooling_message(backend_pids, probe_backend_pid, evidence):
         f"the connection to database shop on db:6432 as app goes through a transaction-pooling proxy ({evidence}): "
         "advisory locks and session settings are unsafe there; connect to PostgreSQL directly or through a "
         "session-pooling pool"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "query_length", "expected"),
+    [
+        ("CREATE ROLE app LOGIN PASSWORD 'S3cret-of-app'", 200, "CREATE ROLE app LOGIN PASSWORD '<redacted>'"),
+        # cut first, the literal would not scan and the text would be hidden whole
+        ("CREATE ROLE app LOGIN PASSWORD 'S3cret-of-app'", 40, "CREATE ROLE app LOGIN PASSWORD '<reda..."),
+        (
+            "ALTER ROLE app PASSWORD 'S3cret-of-a",
+            200,
+            "<query text hidden: it does not scan as SQL and may hold a secret>",
+        ),
+        ("ALTER ROLE app PASSWORD 'S3cret-of-app'", 0, None),
+        (None, 200, None),
+    ],
+)
+def test_session_query_redacts_before_it_cuts(text, query_length, expected):
+    assert session_query(text, query_length) == expected
+
+
+def test_a_bad_relation_name_is_named():
+    message = bad_names_message(
+        "database shop on db:5432 as app", [("lock probe", "invalid name syntax"), ('"open', "invalid name syntax")]
+    )
+    assert message == (
+        "reading the relations from database shop on db:5432 as app failed: not a relation name: "
+        "'lock probe' (invalid name syntax); '\"open' (invalid name syntax)"
     )

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.safedeploy.migrations.plugins.module_utils._postgres import (
-    conninfo_without_password,
+    conninfo_without_secrets,
     describe_target,
     libpq_params,
-    password_environment,
+    postgres_common_argument_spec,
+    secret_params,
 )
 
 
@@ -28,15 +29,47 @@ def params(**overrides):
     return base
 
 
-def test_conninfo_never_carries_the_password():
-    conninfo = conninfo_without_password(params(connect_params={"password": "other"}), application_name="x y")
-    assert "s3cret" not in conninfo and "other" not in conninfo
+SECRET_CONNECT_PARAMS = {
+    "password": "other",
+    "sslpassword": "key-passphrase",
+    "oauth_client_secret": "oauth-secret",
+    "scram_client_key": "scram-client",
+    "scram_server_key": "scram-server",
+}
+
+
+def test_conninfo_never_carries_a_secret():
+    overrides = dict(connect_params=dict(SECRET_CONNECT_PARAMS, sslcert="/etc/app.crt"))
+    conninfo = conninfo_without_secrets(params(**overrides), application_name="x y")
+    for secret in ["s3cret"] + list(SECRET_CONNECT_PARAMS.values()):
+        assert secret not in conninfo
     assert "host=db.internal" in conninfo and "port=5433" in conninfo and "application_name='x y'" in conninfo
+    assert "sslcert=/etc/app.crt" in conninfo
 
 
-def test_password_goes_to_the_environment():
-    assert password_environment(params()) == {"PGPASSWORD": "s3cret pass'word"}
-    assert password_environment(params(login_password=None)) == {}
+@pytest.mark.parametrize(
+    "overrides, secrets",
+    [
+        ({}, {"password": "s3cret pass'word"}),
+        ({"login_password": None}, {}),
+        # login_password (or PGPASSWORD) wins over connect_params' password, as for the module's own connection
+        ({"connect_params": {"password": "other"}}, {"password": "s3cret pass'word"}),
+        ({"login_password": "", "connect_params": {"password": "other"}}, {"password": "other"}),
+        (
+            {"login_password": None, "connect_params": {"sslpassword": "pass phrase", "sslcert": "/c", "sslkey": "/k"}},
+            {"sslpassword": "pass phrase"},
+        ),
+        ({"login_password": None, "connect_params": {"sslpassword": "", "scram_client_key": None}}, {}),
+        ({"connect_params": {"scram_server_key": 42}}, {"password": "s3cret pass'word", "scram_server_key": "42"}),
+    ],
+)
+def test_secret_params(overrides, secrets):
+    assert secret_params(params(**overrides)) == secrets
+
+
+def test_connect_params_is_no_log():
+    # -vvv and the module's invocation log must never show a secret given in connect_params
+    assert postgres_common_argument_spec()["connect_params"]["no_log"] is True
 
 
 @pytest.mark.parametrize(
@@ -50,6 +83,11 @@ def test_host_or_socket(overrides, host):
 def test_connect_params_override_and_default_timeout():
     assert libpq_params(params())["connect_timeout"] == 10
     assert libpq_params(params(connect_params={"connect_timeout": 3}))["connect_timeout"] == 3
+
+
+def test_libpq_params_hold_no_secret():
+    keywords = libpq_params(params(connect_params=dict(SECRET_CONNECT_PARAMS, sslmode="require")))
+    assert not set(keywords) & set(SECRET_CONNECT_PARAMS) and keywords["sslmode"] == "require"
 
 
 def test_describe_target_names_database_and_host_only():

@@ -95,6 +95,19 @@ def test_session_findings_one_entry_per_pid_and_only_this_database():
     assert findings["dumps_running"][0]["application_name"] == "pg_dump"
 
 
+def test_findings_and_decisions_never_carry_the_query_text():
+    secret = "ALTER ROLE app PASSWORD 'S3cret-of-app'"
+    info = lock_info(
+        locks=[dict(lock(1, "orders"), query=secret)],
+        idle_in_transaction=[dict(session(1), query=secret)],
+        long_transactions=[dict(session(4, state="active"), query=secret)],
+        dumps_running=[dict(session(5, "pg_dump", state="active"), query=secret)],
+    )
+    findings = session_findings(info)
+    decisions = decide(findings, DEFAULT_POLICIES, 0)
+    assert "S3cret" not in repr(findings) + repr(decisions) + repr([action_entry(d, "wait") for d in decisions])
+
+
 @pytest.mark.parametrize(
     "allow, expected_pids",
     [
