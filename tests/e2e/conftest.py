@@ -29,16 +29,16 @@ BUILD = REPO / ".build"
 # to its workers in collection order, and a long module started last would run alone at the end of the suite
 SLOWEST_MODULES = (
     "test_deploy.py",
-    "test_faults_database.py",
     "test_faults.py",
+    "test_faults_database.py",
     "test_promotion.py",
-    "test_own_stack.py",
     "test_test_migrations.py",
+    "test_own_stack.py",
     "test_app_hosts.py",
+    "test_own_stack_variants.py",
     "test_secrets_audit.py",
     "test_bad_input.py",
     "test_status_backup_restore.py",
-    "test_own_stack_variants.py",
 )
 
 
@@ -46,6 +46,20 @@ def pytest_collection_modifyitems(items):
     """The slowest modules first; a stable sort, so the tests of a module keep their order."""
     rank = {name: position for position, name in enumerate(SLOWEST_MODULES)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Under CI (CI=true) a skipped test means the machine lacks what the suite needs (docker, sshd, the
+    PostgreSQL tools), and that is a failure, not a green run."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if os.environ.get("CI") != "true" or hasattr(session.config, "workerinput") or reporter is None:
+        return
+    skipped = reporter.stats.get("skipped", [])
+    if skipped:
+        reporter.write_line("CI=true: %d test(s) skipped, which fails the run:" % len(skipped), red=True)
+        for report in skipped:
+            reporter.write_line("  %s: %s" % (report.nodeid, report.longrepr[-1] if report.longrepr else "?"))
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def load_pg_cluster():

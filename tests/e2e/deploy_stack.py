@@ -11,6 +11,7 @@ evidence to a store directory of its own unless told to share one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import shutil
@@ -215,6 +216,27 @@ class DeployTarget:
             if labels.get("com.docker.compose.oneoff") != "True":
                 found[labels["com.docker.compose.service"]] = (inspect["Id"], inspect["State"]["StartedAt"])
         return found
+
+    @contextlib.contextmanager
+    def containers_created(self) -> Iterator[list]:
+        """(service, image) of every container of the project the engine creates inside the block, removed ones
+        included. Followed live: the engine keeps only its last 256 events, and healthchecks fill that quickly."""
+        follower = subprocess.Popen(
+            [
+                "docker", "events", "--filter", "type=container", "--filter", "event=create",
+                "--filter", "label=com.docker.compose.project=%s" % self.project,
+                "--format", '{{index .Actor.Attributes "com.docker.compose.service"}} {{.Actor.Attributes.image}}',
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        created: list = []
+        try:
+            yield created
+        finally:
+            follower.terminate()
+            lines = follower.communicate(timeout=30)[0].splitlines()
+            created.extend(tuple(line.split(" ", 1)) for line in lines if line.strip())
 
     def compose(self, *args: str) -> list[str]:
         """`docker compose` arguments for the stack's files as the playbooks write them (built-in compose file)."""

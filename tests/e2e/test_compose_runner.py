@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 
 import pytest
@@ -146,6 +147,38 @@ def test_killed_playbook_stops_the_one_shot(compose_stack, stack_database, run_s
     finish_playbook(migration)
     try:
         wait_for(lambda: not compose_stack.one_off_containers(), timeout=10, what="the one-shot container to stop")
+        assert_rolled_back_and_rerun(compose_stack, stack_database, run_stack_playbook, runner)
+    finally:
+        compose_stack.remove_one_offs()
+
+
+def descends_from(pid: int, ancestor: int) -> bool:
+    while pid > 1:
+        if pid == ancestor:
+            return True
+        try:
+            with open("/proc/%d/stat" % pid) as handle:
+                pid = int(handle.read().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            return False
+    return False
+
+
+def module_processes(playbook_pid: int) -> list[int]:
+    """The processes running alembic_migrate's AnsiballZ payload for this playbook (other tests run theirs)."""
+    listing = subprocess.run(["pgrep", "-f", "AnsiballZ_alembic_migrate"], capture_output=True, text=True, check=False)
+    return [int(pid) for pid in listing.stdout.split() if descends_from(int(pid), playbook_pid)]
+
+
+def test_killed_module_takes_its_one_shot_with_it(compose_stack, stack_database, run_stack_playbook):
+    # the out-of-memory killer's way: the module's own process, SIGKILLed, with no chance to stop the container
+    runner, migration = start_slow_migration(compose_stack, stack_database, run_stack_playbook, 60)
+    try:
+        for pid in wait_for(lambda: module_processes(migration.pid), what="the alembic_migrate module"):
+            os.kill(pid, signal.SIGKILL)
+        finish_playbook(migration)
+        # the container must not go on migrating once the module's advisory lock is gone
+        wait_for(lambda: not compose_stack.one_off_containers(), timeout=10, what="the one-shot container to go")
         assert_rolled_back_and_rerun(compose_stack, stack_database, run_stack_playbook, runner)
     finally:
         compose_stack.remove_one_offs()

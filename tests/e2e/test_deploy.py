@@ -161,8 +161,11 @@ def test_incompatible_update_falls_back_to_stop_the_world(target):
 
 def test_failing_migration_is_rescued_and_the_play_fails(target):
     before = target.ledger()
-    playbook = target.deploy("1.4.0-broken")
+    with target.containers_created() as created:
+        playbook = target.deploy("1.4.0-broken")
     assert playbook.rc != 0
+    # the roll never ran: of 1.4.0-broken only the one-shot migration container ever existed
+    assert {service for service, image in created if image.endswith(":1.4.0-broken")} == {"migration"}, created
     assert target.revision() == "0004_drop_customer_legacy_code"
     status, health = target.health()
     assert (status, health["app_version"]) == (200, "1.3.0")

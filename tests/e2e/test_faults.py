@@ -20,7 +20,8 @@ pytest_plugins = ("compose_stack", "deploy_stack")
 
 CANARY = "fault-canary@example.com"
 # the rerun after a kill: take over as soon as nothing of the killed deploy is connected, wait for that long enough
-TAKE_OVER = {"deploy_lock_lease": 0, "deploy_lock_wait": 180}
+# the shortest lease deploy_lock takes: the killed deploy is silent that long before the rerun takes over
+TAKE_OVER = {"deploy_lock_lease": 10, "deploy_lock_wait": 180}
 HEADS = {"1.1.0": "0002_job_priority", "1.2.0": "0003_jobs_queue_index", "1.3.0": "0004_drop_customer_legacy_code"}
 HEADS["1.4.0-slow"] = "0102_slow_customer_audit"
 

@@ -9,6 +9,7 @@ one-shot container killed, PostgreSQL restarted during the migration. Each ends 
 
 from __future__ import annotations
 
+import re
 import subprocess
 import threading
 import time
@@ -23,6 +24,8 @@ from test_faults import CANARY, HEADS, assert_consistent, lock_phase, slow_revis
 pytest_plugins = ("compose_stack", "deploy_stack")
 
 PG_BIN = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
+# what the migration says when the server goes away under it
+LOST_CONNECTION = re.compile(r"terminating connection|server closed the connection|connection .*(lost|closed)", re.I)
 
 
 @pytest.fixture(scope="module")
@@ -116,13 +119,17 @@ class SlowDump:
         command = "%s/pg_dump -h 127.0.0.1 -p %d -U orchestrator orchestrator | " % (PG_BIN[-1], target.postgres_port)
         command += "(while [ ! -e %s ]; do sleep 0.2; done; cat > /dev/null)" % self.released
         self.process = subprocess.Popen(["bash", "-c", command], env=environment)
-        wait_for(lambda: target.scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump'"))
+        # the dump's backend: the session the pre-flight must name
+        self.pid = wait_for(
+            lambda: target.scalar("SELECT pid FROM pg_stat_activity WHERE application_name = 'pg_dump'"),
+            what="pg_dump to connect",
+        )
 
     def release(self) -> None:
         self.released.touch()
 
     def release_once_the_preflight_waits(self) -> None:
-        """Releases the dump a few seconds after the deploy's pre-flight began to wait for it."""
+        """Releases the dump once the deploy's pre-flight has seen it and checked again (its interval is 2 s)."""
 
         def waiting() -> bool:
             return bool(
@@ -169,7 +176,10 @@ def test_a_running_pg_dump_is_waited_for_and_the_migration_never_queues_behind_i
     dump.wait()
     assert playbook.rc == 0, playbook.failures()
     waited = playbook.task("Find the sessions in the way of the plan's relations")
-    assert "pg_dump" in str(waited), waited
+    # the pre-flight found the dump's own backend, waited on it and was cleared once it ended
+    assert [session["pid"] for session in waited["findings"]["dumps_running"]] == [dump.pid], waited["findings"]
+    assert [(action["pid"], action["action"]) for action in waited["actions"]] == [(dump.pid, "wait")], waited
+    assert waited["cleared"] and waited["waited_seconds"] > 0, waited
     # the migration took its locks at the first attempt
     attempts = playbook.task("Migrate the database with the scripts of 1.3.0")["attempts"]
     assert [attempt["outcome"] for attempt in attempts] == ["applied"], attempts
@@ -241,7 +251,13 @@ def test_postgres_restarted_during_the_migration_fails_clearly_and_a_rerun_succe
     process.communicate(timeout=600)
     assert process.returncode != 0
     assert target.revision() == HEADS["1.3.0"]
-    rerun = target.deploy("1.4.0-slow", deploy_lock_lease=0)
+    # the migration's lost connection is the failure, and the rescue brought the previous release back
+    failed = target.ledger()[before]
+    assert failed["outcome"] == "failed" and "restarted 1.3.0" in failed["rescue"], failed
+    assert LOST_CONNECTION.search(failed["message"]), failed["message"]
+    status, health = target.health()
+    assert (status, health.get("app_version")) == (200, "1.3.0"), health
+    rerun = target.deploy("1.4.0-slow", deploy_lock_lease=10)
     assert rerun.rc == 0, rerun.failures()
     entries = target.ledger()[before:]
     assert entries[0]["outcome"] == "failed" and entries[-1]["outcome"] == "succeeded", entries

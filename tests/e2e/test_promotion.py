@@ -21,8 +21,6 @@ pytest_plugins = ("compose_stack", "deploy_stack")
 
 # custom stats in the JSON report: what AWX would keep as the job's artifacts
 SHOW_ARTIFACTS = {"ANSIBLE_SHOW_CUSTOM_STATS": "true"}
-# evidence recorded by earlier tests of this module, by "<environment> <version>"
-RECORDED: dict[str, dict] = {}
 
 
 def changed(playbook) -> int:
@@ -69,10 +67,21 @@ def store(tmp_path) -> Path:
     return tmp_path / "promotion"
 
 
+@pytest.fixture(scope="module")
+def staging_deploy(stacks, tmp_path_factory) -> tuple:
+    """staging's deploy of 1.2.0 from an empty database, once per module whichever test asks first:
+    (its playbook, the promotion store it wrote its evidence to)."""
+    staging_store = tmp_path_factory.mktemp("staging-store")
+    stacks["staging"].use_promotion_store(staging_store)
+    playbook = stacks["staging"].deploy("1.2.0", env=SHOW_ARTIFACTS)
+    assert playbook.rc == 0, playbook.stdout[-3000:]
+    return playbook, staging_store
+
+
 @pytest.fixture
-def staging(stacks, store):
-    stacks["staging"].use_promotion_store(store)
-    return stacks["staging"]
+def staging_evidence(staging_deploy) -> dict:
+    """The evidence staging wrote for 1.2.0."""
+    return json.loads((staging_deploy[1] / "staging" / "1.2.0.json").read_text())
 
 
 @pytest.fixture
@@ -102,9 +111,11 @@ def test_production_refuses_a_release_without_staging_evidence(production, store
     assert not production.stack_dir.exists()
 
 
-def test_staging_evidence_lets_production_deploy_the_same_release(staging, production, store):
-    playbook = staging.deploy("1.2.0", env=SHOW_ARTIFACTS)
-    assert playbook.rc == 0, playbook.stdout[-3000:]
+def test_staging_evidence_lets_production_deploy_the_same_release(stacks, staging_deploy, production):
+    playbook, store = staging_deploy
+    staging = stacks["staging"]
+    # one store for both, as the inventories of one repository share it
+    production.use_promotion_store(store)
     evidence_file = store / "staging" / "1.2.0.json"
     assert evidence_file.stat().st_mode & 0o777 == 0o600
     assert evidence_file.parent.stat().st_mode & 0o777 == 0o700
@@ -136,7 +147,6 @@ def test_staging_evidence_lets_production_deploy_the_same_release(staging, produ
     assert set(durations) == {"plan", "backup", "migration", "roll", "total"}
     assert durations["plan"] > 0 and durations["migration"] > 0 and durations["roll"] > 0
     assert durations["plan"] + durations["backup"] + durations["migration"] + durations["roll"] <= durations["total"]
-    RECORDED["staging 1.2.0"] = evidence
 
     playbook = production.deploy("1.2.0")
     assert playbook.rc == 0, playbook.stdout[-3000:]
@@ -173,9 +183,8 @@ def test_an_override_deploys_without_evidence_and_is_recorded(production_at_1_1_
     assert promotion["msg"].startswith("overridden: no evidence that 1.1.0 succeeded on staging")
 
 
-def test_a_release_whose_plan_differs_from_stagings_is_refused(production_at_1_1_0, store):
+def test_a_release_whose_plan_differs_from_stagings_is_refused(production_at_1_1_0, store, staging_evidence):
     # staging took 1.2.0 from an empty database; this production is at 1.1.0's revision
-    staging_evidence = RECORDED["staging 1.2.0"]
     put_evidence(store, staging_evidence)
     before = snapshot(production_at_1_1_0)
     # check mode shows the verdict and refuses as the deploy does
@@ -193,8 +202,7 @@ def test_a_release_whose_plan_differs_from_stagings_is_refused(production_at_1_1
         assert snapshot(production_at_1_1_0) == before
 
 
-def test_an_override_deploys_a_different_plan_and_is_recorded(production_at_1_1_0, store):
-    staging_evidence = RECORDED["staging 1.2.0"]
+def test_an_override_deploys_a_different_plan_and_is_recorded(production_at_1_1_0, store, staging_evidence):
     put_evidence(store, staging_evidence)
     playbook = production_at_1_1_0.deploy("1.2.0", deploy_promotion_override="true")
     assert playbook.rc == 0, playbook.stdout[-3000:]
@@ -209,7 +217,7 @@ def test_an_override_deploys_a_different_plan_and_is_recorded(production_at_1_1_
     assert json.loads((store / "production" / "1.2.0.json").read_text())["promotion"] == "overridden"
 
 
-def test_the_awx_artifact_of_the_staging_job_promotes_without_a_store(stacks, tmp_path):
+def test_the_awx_artifact_of_the_staging_job_promotes_without_a_store(stacks, tmp_path, staging_evidence):
     staging, production = stacks["staging"], stacks["production"]
     staging.use_promotion_store(tmp_path / "staging-job")
     production.use_promotion_store(tmp_path / "production-job")
@@ -221,7 +229,7 @@ def test_the_awx_artifact_of_the_staging_job_promotes_without_a_store(stacks, tm
     # the artifact wins over the store: an older release's artifact is refused although the store has the evidence
     put_evidence(production.promotion_store, staging_artifact)
     before = snapshot(production)
-    playbook = production.deploy("1.3.0", safedeploy_promotion=RECORDED["staging 1.2.0"])
+    playbook = production.deploy("1.3.0", safedeploy_promotion=staging_evidence)
     assert playbook.rc != 0
     msg = playbook.task("Refuse a release without evidence from staging")["msg"]
     assert "the promotion artifact given to this job (safedeploy_promotion) is for 1.2.0" in msg

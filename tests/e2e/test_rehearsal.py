@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -31,6 +32,18 @@ def target(deploy_target, release_images):
     return deploy_target
 
 
+def newest_backup(target) -> dict:
+    """The manifest of the newest backup: backup.yml's, taken after the 500 customers were added."""
+    manifests = [json.loads(path.read_text()) for path in (target.stack_dir / "backups").glob("*.json")]
+    return max(manifests, key=lambda manifest: manifest["created_at"])
+
+
+def size_in_bytes(human: str) -> float:
+    """Bytes in the report's human_readable figure, such as `88.00 KB`."""
+    number, unit = human.split()
+    return float(number) * 1024 ** ["Bytes", "KB", "MB", "GB", "TB"].index(unit)
+
+
 def scratch_databases(target) -> list[str]:
     with target.connect() as connection:
         rows = connection.execute("SELECT datname FROM pg_database WHERE datname LIKE '%rehearsal%'").fetchall()
@@ -48,13 +61,15 @@ def test_rehearsal_reports_duration_locks_and_sizes_and_drops_the_copy(target):
     playbook = target.run("rehearse.yml", app_version="1.3.0")
     assert playbook.rc == 0, playbook.failures()
     report = playbook.task("Report the rehearsal")["msg"]
+    assert report[0].startswith("rehearsed 1.3.0 on a copy of %s (" % newest_backup(target)["name"]), report[0]
     assert "0003_jobs_queue_index -> 0004_drop_customer_legacy_code, 1 revision(s) in" in report[0]
     relations = [RELATION_LINE.match(line) for line in report[1:]]
     assert report[1:] and all(relations), report
     customers = [match.groupdict() for match in relations if match["relation"] == "customers"]
-    # dropping a column takes an ACCESS EXCLUSIVE lock but rewrites nothing; 500 rows are more than nothing
+    # dropping a column takes an ACCESS EXCLUSIVE lock but rewrites nothing
     assert [(line["lock_mode"], line["rewrite"]) for line in customers] == [("AccessExclusiveLock", "not rewritten")]
-    assert not customers[0]["size"].startswith("0.00 "), customers
+    # the copy holds the backup's 500 rows: an empty customers table and its two indexes take 16 KB
+    assert size_in_bytes(customers[0]["size"]) > 48 * 1024, customers
     assert scratch_databases(target) == []
     # the application's own database is untouched
     assert target.revision() == "0003_jobs_queue_index"

@@ -2,9 +2,11 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Worker hand-over during an online deploy: every job enqueued while deploy.yml runs is processed exactly once.
 
-The worker spends WORKER_JOB_SECONDS on each job and jobs arrive a little faster than it finishes them, so it is
-busy when the deploy stops it: the SIGTERM lands while a job is in progress. A test-only trigger writes a row to
-job_completions for every committed update that sets a job done, so a job processed twice shows two rows.
+The worker spends WORKER_JOB_SECONDS on each job and jobs arrive a little faster than it finishes them; once the
+new release's worker runs, a burst of jobs keeps both busy, so the SIGTERM the deploy sends the old one lands
+while a job is in progress (its log says it released the job; the new worker then does it, once). A test-only
+trigger writes a row to job_completions for every committed update that sets a job done, so a job processed twice
+shows two rows.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import time
 
 import psycopg
 import pytest
+from compose_stack import docker
 from conftest import wait_for
 
 pytest_plugins = ("compose_stack", "deploy_stack")
@@ -25,6 +28,8 @@ WORKER_ENVIRONMENT = {"WORKER_JOB_SECONDS": "0.25", "WORKER_POLL_INTERVAL": "0.2
 ENQUEUE_INTERVAL = 0.2
 JOB_KIND = "handover"
 DRAIN_TIMEOUT = 60
+# jobs queued at once when 1.1.0's worker starts: about 20 s of work for both workers together
+BURST = 60
 RELEASED = re.compile(r"job (\d+): stop requested, released to the queue")
 
 COMPLETION_AUDIT = """
@@ -87,6 +92,25 @@ class Enqueuer:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join(timeout=30)
+
+
+def burst_when_the_new_worker_starts(target, customer_id: int, stop: threading.Event) -> None:
+    """Fills the queue once 1.1.0's worker runs, so the old worker is mid-job when the deploy stops it."""
+    while not stop.is_set():
+        new_worker = docker(
+            "ps", "-q",
+            "--filter", "label=com.docker.compose.project=%s" % target.project,
+            "--filter", "label=com.docker.compose.service=worker",
+            "--filter", "label=io.safedeploy.release=1.1.0",
+        ).strip()  # fmt: skip
+        if new_worker:
+            with target.connect() as connection:
+                connection.execute(
+                    "INSERT INTO jobs (customer_id, kind) SELECT %s, %s FROM generate_series(1, %s)",
+                    (customer_id, JOB_KIND, BURST),
+                )
+            return
+        stop.wait(0.2)
 
 
 def install_completion_audit(target) -> int:
@@ -156,8 +180,13 @@ def test_jobs_enqueued_during_an_online_deploy_are_each_processed_exactly_once(t
     customer_id = install_completion_audit(target)
     old_worker = follow_logs(target.containers()["worker"][0])
     started = time.monotonic()
+    stop = threading.Event()
+    burst = threading.Thread(target=burst_when_the_new_worker_starts, args=(target, customer_id, stop))
+    burst.start()
     with Enqueuer(target, customer_id) as enqueuer:
         playbook = target.deploy("1.1.0", deploy_strategy="online", stack_env=WORKER_ENVIRONMENT)
+    stop.set()
+    burst.join(timeout=30)
     deploy_seconds = time.monotonic() - started
     assert playbook.rc == 0, playbook.failures()
     assert target.ledger()[-1]["strategy"] == "online"
@@ -175,5 +204,10 @@ def test_jobs_enqueued_during_an_online_deploy_are_each_processed_exactly_once(t
     # the hand-over happened: the old release's worker and the new one's each completed some of the jobs
     workers = done_by(jobs)
     assert {"1.0.0", "1.1.0"} <= set(workers), workers
+    # the SIGTERM landed mid-job: the old worker gave its job back, and the new one did it, once
+    released = [int(job_id) for job_id in RELEASED.findall(old_worker_log)]
+    assert released, old_worker_log[-2000:]
+    by_id = {job["id"]: job for job in jobs}
+    assert all(by_id[job_id]["result"].endswith("done by worker 1.1.0") for job_id in released), released
     with capsys.disabled():
         print_hand_over(jobs, old_worker_log, deploy_seconds, drain_seconds)
