@@ -107,6 +107,7 @@ bench: setup docker-host
 	mkdir -p $(BENCH_RESULTS)
 	$(BIN)/python tests/bench/bench_backup.py --json $(BENCH_RESULTS)/backup.json
 	$(BIN)/python tests/bench/bench_lock_stall.py --json $(BENCH_RESULTS)/lock_stall.json
+	$(BIN)/python tests/bench/bench_alembic_migrate.py --json $(BENCH_RESULTS)/alembic_migrate.json
 	$(BIN)/python tests/bench/bench_zero_downtime.py --json $(BENCH_RESULTS)/zero_downtime.json
 	$(BIN)/python tests/bench/bench_deploy_overhead.py --json $(BENCH_RESULTS)/deploy_overhead.json
 	$(BIN)/python tests/bench/bench_backup_curve.py --json $(BENCH_RESULTS)/backup_curve.json

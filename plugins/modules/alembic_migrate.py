@@ -23,6 +23,8 @@ description:
     reports the sessions that blocked it.
   - Records the sha256 of every applied revision script in O(state_schema)C(.applied_revisions), so that
     M(safedeploy.migrations.alembic_info) reports scripts edited after they were applied.
+  - Reads the graph (C(alembic history --verbose)) and runs the first attempt in one process of the runner's python
+    when O(runner) names alembic (a console script or C(python -m alembic)), else one process per command.
 extends_documentation_fragment:
   - safedeploy.migrations._postgres
   - safedeploy.migrations._alembic
@@ -105,8 +107,8 @@ options:
   history:
     description:
       - The revision graph of the same scripts, as M(safedeploy.migrations.migration_plan_info) or
-        M(safedeploy.migrations.alembic_info) returned it (their C(history)). The module then does not start alembic
-        to read the graph, which for a compose one-shot saves a container start.
+        M(safedeploy.migrations.alembic_info) returned it (their C(history)). The module then does not run
+        C(alembic history), which otherwise runs in the same alembic process as the upgrade.
       - Graph and scripts must match; the revision the database reaches is checked against the target either way.
       - An entry's C(down_revisions), C(depends_on) and C(branch_labels) are lists of ids; a single id as a string
         stands for a list of one, as alembic's own C(down_revision) may be.
@@ -184,7 +186,9 @@ duration_seconds:
   type: float
   sample: 3.4
 commands:
-  description: The runner commands run.
+  description:
+    - The runner commands run. The history and the first attempt may have run in one alembic process; for a compose
+      one-shot both then name the same container (C(--name)).
   returned: always
   type: list
   elements: list
@@ -279,6 +283,8 @@ class Migration:
         if self.params["history"]:
             status = AlembicStatus.from_history(self.params["history"], self.connection, self.params)
         else:
+            # the history and the upgrade decided from it in one alembic process: one start-up, not two
+            self.runner.open_session()
             status = AlembicStatus.read(self.runner, self.connection, self.params)
         if status.unknown:
             self.fail(
@@ -363,7 +369,11 @@ class Migration:
                 break
             try:
                 environment = {"PGOPTIONS": self.pgoptions(lock_timeout_ms)}
-                self.runner.run([direction, alembic_target(target)], extra_env=environment)
+                try:
+                    self.runner.run([direction, alembic_target(target)], extra_env=environment)
+                finally:
+                    # a retry starts a process of its own: an engine the app's env.py keeps would keep its lock_timeout
+                    self.runner.close_session()
                 self.result["attempts"].append(self.attempt(attempt, lock_timeout_ms, "applied"))
                 self.check_target_reached(status, before, target)
                 break
@@ -463,6 +473,10 @@ class Migration:
 
     def close(self) -> None:
         """Release the lock explicitly; closing the connection would release it too, this says so in the log."""
+        try:
+            self.runner.close_session()
+        except RunnerError as exc:
+            self.module.warn("ending the alembic session failed: %s" % exc)
         if not self.connection.closed:
             if self.lock is not None:
                 self.lock.release()

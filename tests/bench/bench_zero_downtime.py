@@ -6,10 +6,17 @@ Two compose projects of the example app at 1.1.0, each deployed by playbooks/dep
 stack, proxy included), then updated to 1.2.0 under the same load from four loopback clients:
   (a) the hand-run procedure of our users' strategy document: stop app and worker, point .env at the new
       release, `docker compose up migration` (alembic upgrade head), check its exit code, start app and worker;
-  (b) `ansible-playbook playbooks/deploy.yml -e app_version=1.2.0 -e deploy_strategy=online`.
+  (b) `ansible-playbook playbooks/deploy.yml -e app_version=1.2.0 -e deploy_strategy=online`;
+then back to 1.1.0 under the same load:
+  (c) the document's rollback variant 1: stop app and worker, `alembic downgrade -1` through the migration service,
+      point .env at 1.1.0, start app and worker;
+  (d) `ansible-playbook playbooks/rollback.yml`, online since (b) was: 1.1.0 takes over behind the proxy, then the
+      downgrade runs;
+and (e) the update once more on (a)'s project, by `deploy.yml -e deploy_strategy=stop_the_world`: the gap a deploy
+that stops the app has (the backup and the plan happen before the stop, the gate waits for the new release).
 Prints requests answered, failed, the longest time without a successful answer, the duration and the request rate
 offered (what the clients aim at) against the one achieved (requests sent per second), side by side, then whether
-(b) met the target: zero failed requests.
+(b) and (d) met the target: zero failed requests.
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ from http_load import CLIENTS, REQUESTS_PER_SECOND_PER_CLIENT, Load  # noqa: E40
 FROM_VERSION, TO_VERSION = "1.1.0", "1.2.0"
 OFFERED_RATE = CLIENTS * REQUESTS_PER_SECOND_PER_CLIENT
 ONLINE_CASE = "(b) deploy.yml online"
+# the online deploy's rollback is online too: 1.1.0 takes over behind the proxy before the downgrade
+ROLLBACK_CASE = "(d) rollback.yml of (b)"
 
 
 def prepare_images() -> None:
@@ -81,6 +90,33 @@ def playbook_update(target: DeployTarget) -> None:
         raise SystemExit("deploy.yml online failed: %s" % playbook.failures())
 
 
+def hand_run_rollback(target: DeployTarget) -> None:
+    """The strategy document's rollback variant 1: stop, `alembic downgrade -1` through the migration service, start."""
+    docker(*target.compose("stop", "app", "worker"))
+    docker(*target.compose("run", "--rm", "-T", "migration", "alembic", "downgrade", "-1"))
+    env_file = target.stack_dir / ".env"
+    release = 'APP_VERSION="%s"'
+    env_file.write_text(env_file.read_text().replace(release % TO_VERSION, release % FROM_VERSION))
+    docker(*target.compose("up", "-d", "--no-deps", "app", "worker"))
+    deadline = time.monotonic() + 60
+    while target.health()[1].get("app_version") != FROM_VERSION:
+        if time.monotonic() > deadline:
+            raise SystemExit("the hand-run rollback never served %s" % FROM_VERSION)
+        time.sleep(0.2)
+
+
+def playbook_rollback(target: DeployTarget) -> None:
+    playbook = target.run("rollback.yml")
+    if playbook.rc != 0:
+        raise SystemExit("rollback.yml failed: %s" % playbook.failures())
+
+
+def playbook_stop_the_world(target: DeployTarget) -> None:
+    playbook = target.deploy(TO_VERSION, deploy_strategy="stop_the_world")
+    if playbook.rc != 0:
+        raise SystemExit("deploy.yml stop_the_world failed: %s" % playbook.failures())
+
+
 def measure(name: str, target: DeployTarget, update) -> dict:
     with Load(target.app_port) as load:
         update(target)
@@ -109,18 +145,23 @@ def main() -> None:
         try:
             results.append(measure("(a) hand-run stop/migrate/start", targets[0], hand_run_update))
             results.append(measure(ONLINE_CASE, targets[1], playbook_update))
+            results.append(measure("(c) hand-run rollback", targets[0], hand_run_rollback))
+            results.append(measure(ROLLBACK_CASE, targets[1], playbook_rollback))
+            # the same update by deploy.yml with the app stopped: the gap the hand-run procedure has, for comparison
+            results.append(measure("(e) deploy.yml stop_the_world", targets[0], playbook_stop_the_world))
         finally:
             for target in targets:
                 target.down()
-    header = ("update 1.1.0 -> 1.2.0 under load", "answered", "failed", "longest gap s", "seconds", "offered req/s",
+    header = ("1.1.0 -> 1.2.0 and back under load", "answered", "failed", "longest gap s", "seconds", "offered req/s",
               "achieved req/s")  # fmt: skip
     print("%-34s %9s %7s %15s %9s %15s %16s" % header)
     for row in results:
         print("%-34s %9d %7d %15.2f %9.1f %15d %16.1f" % (row["case"], row["answered"], row["failed"],
                                                           row["longest_gap_s"], row["seconds"], row["offered_rate"],
                                                           row["rate"]))  # fmt: skip
-    online = next(row for row in results if row["case"] == ONLINE_CASE)
-    print("target met: %s" % ("yes" if online["failed"] == 0 else "no"))
+    for case in (ONLINE_CASE, ROLLBACK_CASE):
+        row = next(row for row in results if row["case"] == case)
+        print("%s: target (no failed request) met: %s" % (case, "yes" if row["failed"] == 0 else "no"))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
 

@@ -94,11 +94,14 @@ class ArgvSampler:
 
 
 def tool_of(argv: list[str]) -> str | None:
-    """The client tool a process is (pg_dump ...; alembic as `python .../alembic`) or starts through docker."""
+    """The client tool a process is (pg_dump ...; alembic as `python .../alembic`, or as the python of alembic_migrate's
+    driver, `python -c <a program importing alembic>`) or starts through docker."""
     names = [os.path.basename(arg) for arg in argv]
     if names[0] in TOOLS:
         return names[0]
     if names[0].startswith("python") and len(names) > 1 and names[1] == "alembic":
+        return "alembic"
+    if names[0].startswith("python") and len(argv) > 2 and argv[1] == "-c" and "from alembic" in argv[2]:
         return "alembic"
     if names[0] in ("docker", "docker-compose"):
         return next((name for name in names if name in TOOLS), None)

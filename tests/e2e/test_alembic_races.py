@@ -155,7 +155,7 @@ def test_lock_contention_gives_up_within_budget_naming_the_blocker(example_venv,
 
 
 def alembic_pids(runner_config: str) -> list[int]:
-    pattern = "%s -n slow upgrade" % runner_config
+    pattern = "%s -n slow" % runner_config
     listing = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True, check=False)
     return [int(pid) for pid in listing.stdout.split()]
 

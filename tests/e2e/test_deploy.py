@@ -15,6 +15,8 @@ import time
 
 import pytest
 from compose_stack import docker
+from deploy_hooks import POINTS, hook_files, hooks_run
+from http_load import Load
 
 pytest_plugins = ("compose_stack", "deploy_stack")
 
@@ -95,8 +97,9 @@ def test_a_stack_file_changed_by_hand_takes_the_long_way_and_is_put_back(target)
 def test_check_mode_update_shows_the_plan_and_changes_nothing(target):
     before = target.containers()
     compose_file = (target.stack_dir / "compose.yml").read_text()
-    playbook = target.deploy("1.2.0", check=True, diff=True)
+    playbook = target.deploy("1.2.0", check=True, diff=True, **hook_files(target.root / "hooks"))
     assert playbook.rc == 0, playbook.stdout[-3000:]
+    assert hooks_run(target.root / "hooks") == ["%s 1.2.0 True" % point for point in POINTS]
     migrate = playbook.task("Migrate the database with the scripts of 1.2.0")
     assert migrate["changed"] and "CREATE INDEX CONCURRENTLY" in migrate["diff"]["prepared"]
     assert "strategy online" in playbook.task("Report the decision")["msg"]
@@ -118,11 +121,13 @@ def test_compatible_update_migrates_while_the_old_app_serves(target):
     poller = threading.Thread(target=poll, daemon=True)
     poller.start()
     try:
-        playbook = target.deploy("1.2.0")
+        playbook = target.deploy("1.2.0", **hook_files(target.root / "hooks"))
     finally:
         done.set()
         poller.join()
     assert playbook.rc == 0, playbook.stdout[-3000:]
+    # the team's tasks of every hook point, once each, in the order of the phases
+    assert hooks_run(target.root / "hooks") == ["%s 1.2.0 False" % point for point in POINTS]
     assert last_ledger_entry(target)["strategy"] == "online"
     # the 1.1.0 app answered on the new schema: it kept serving through the migration until the roll replaced it
     old_app_on_new_schema = [a for a in answers if a[1] == 200 and a[2]["app_version"] == "1.1.0"
@@ -162,8 +167,11 @@ def test_incompatible_update_falls_back_to_stop_the_world(target):
 def test_failing_migration_is_rescued_and_the_play_fails(target):
     before = target.ledger()
     with target.containers_created() as created:
-        playbook = target.deploy("1.4.0-broken")
+        playbook = target.deploy("1.4.0-broken", **hook_files(target.root / "hooks"))
     assert playbook.rc != 0
+    # the deploy ended in the database phase's rescue: no hook point after the failed migration ran
+    assert hooks_run(target.root / "hooks") == ["before_plan 1.4.0-broken False", "after_plan 1.4.0-broken False",
+                                                "before_database 1.4.0-broken False"]  # fmt: skip
     # the roll never ran: of 1.4.0-broken only the one-shot migration container ever existed
     assert {service for service, image in created if image.endswith(":1.4.0-broken")} == {"migration"}, created
     assert target.revision() == "0004_drop_customer_legacy_code"
@@ -243,12 +251,18 @@ def test_a_rollback_after_a_redeploy_goes_back_where_the_last_rollback_went(targ
     assert redeploy.rc == 0, redeploy.failures()
     redeployed = target.ledger()[-1]
     assert (redeployed["kind"], redeployed["app_version_to"], redeployed["outcome"]) == ("deploy", "1.2.0", "succeeded")
-    playbook = target.run("rollback.yml")
+    # 1.2.0 went online, so its rollback does: 1.1.0 takes over behind the proxy, then the downgrade runs
+    with Load(target.app_port) as load:
+        playbook = target.run("rollback.yml")
     assert playbook.rc == 0, playbook.failures()
     assert playbook.task("Report the rollback")["msg"].startswith(
-        "rolling back 1.2.0 -> 1.1.0 (ledger id %d, revision 0002_job_priority), undoing ledger id(s) %d, by downgrade"
-        % (first["id"], redeployed["id"])
+        "rolling back 1.2.0 -> 1.1.0 (ledger id %d, revision 0002_job_priority), undoing ledger id(s) %d, by downgrade,"
+        " online: 1.1.0 takes over behind the proxy before the downgrade" % (first["id"], redeployed["id"])
     )
+    assert not playbook.ran("Stop app and worker")
+    assert load.failed == [], load.failed[:10]
+    served = [version for _at, version in load.answers]
+    assert served[0] == "1.2.0" and served[-1] == "1.1.0" and len(served) > 50, (served[:3], served[-3:])
     status, health = target.health()
     assert (status, health["app_version"], health["revision"]) == (200, "1.1.0", "0002_job_priority")
     entry = target.ledger()[-1]
@@ -258,7 +272,7 @@ def test_a_rollback_after_a_redeploy_goes_back_where_the_last_rollback_went(targ
         "1.2.0",
         "1.1.0",
     )
-    assert int(entry["details"]["rollback_to_deploy_id"]) == first["id"]
+    assert int(entry["details"]["rollback_to_deploy_id"]) == first["id"] and entry["strategy"] == "online"
 
 
 def test_a_rollback_with_nothing_to_do_changes_nothing(target):

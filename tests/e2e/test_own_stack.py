@@ -21,6 +21,7 @@ pytest.register_assert_rewrite("compose_stack", "installed_collection", "storefr
 pytest_plugins = ("compose_stack", "installed_collection", "storefront_stack")
 
 from conftest import files_holding
+from deploy_hooks import POINTS, hook_files, hooks_run
 from http_load import Load
 from secrets_audit import ArgvSampler
 from storefront_stack import COMPOSE_FILE_NAME, STOREFRONT
@@ -126,14 +127,27 @@ def test_check_mode_of_an_update_whose_image_is_missing_says_update(team, runs):
 
 def test_online_update_under_load_fails_no_request(team, runs):
     with Load(team.app_port) as load:
-        playbook = runs("deploy", app_version="1.1.0")
+        playbook = runs("deploy", app_version="1.1.0", **hook_files(team.root / "hooks"))
     assert playbook.rc == 0, playbook.failures()
+    assert hooks_run(team.root / "hooks") == ["%s 1.1.0 False" % point for point in POINTS]
     assert len(load.answers) > 100, (len(load.answers), load.rate)
     assert load.failed == [], load.failed[:10]
     assert team.ledger()[-1][:4] == ("deploy", "1.1.0", "succeeded", "online")
     assert revision(team) == [HEADS["1.1.0"]]
     images = {service: {image for _n, image, _s, _a in rows} for service, rows in team.containers().items()}
     assert images["web"] == images["worker-reports"] == {"storefront-example:1.1.0"}, images
+
+
+def test_a_failing_smoke_test_after_the_roll_brings_the_previous_release_back(team, runs):
+    playbook = runs("deploy", app_version="1.2.0", **hook_files(team.root / "hooks", failing="after_roll"))
+    assert playbook.rc != 0
+    failure = playbook.task("End the deploy failed")["msg"]
+    assert "the smoke test of 1.2.0 found no orders page" in failure and "restarted 1.1.0" in failure, failure
+    assert hooks_run(team.root / "hooks") == ["%s 1.2.0 False" % point for point in POINTS[:5]]
+    assert revision(team) == [HEADS["1.1.0"]] and get(team.app_port, "/health")[0] == 200
+    web = team.containers()["web"]
+    assert {image for _name, image, state, _at in web if state == "running"} == {"storefront-example:1.1.0"}, web
+    assert team.ledger()[-1][:3] == ("deploy", "1.2.0", "failed")
 
 
 def test_a_rotated_secret_is_deployed(team, runs):
@@ -172,8 +186,13 @@ def test_backup_restore_rehearsal_and_migration_test_work_on_the_team_stack(team
 
 
 def test_rollback_to_the_previous_release(team, runs):
-    playbook = runs("rollback", verbose=True)
+    # both deploys it undoes went online: 1.0.0 takes over behind the proxy before the downgrade, no request fails
+    with Load(team.app_port) as load:
+        playbook = runs("rollback", verbose=True)
     assert playbook.rc == 0, playbook.failures()
+    assert "online: 1.0.0 takes over behind the proxy" in playbook.task("Report the rollback")["msg"]
+    assert load.failed == [], load.failed[:10]
+    assert len(load.answers) > 50, len(load.answers)
     assert revision(team) == [HEADS["1.0.0"]]
     assert get(team.app_port, "/health") == (200, {"status": "ok"})
     web = team.containers()["web"]

@@ -114,9 +114,17 @@ def compose_files(variables: dict) -> dict:
 
 
 def task(path: Path, name: str) -> dict:
-    found = [entry for entry in yaml.load(path.read_text(), Loader=PlaybookLoader) if entry.get("name") == name]
+    found = [entry for entry in tasks(yaml.load(path.read_text(), Loader=PlaybookLoader)) if entry.get("name") == name]
     assert len(found) == 1, name
     return found[0]
+
+
+def tasks(entries: list[dict]):
+    """Every task of a task file, those inside blocks too."""
+    for entry in entries:
+        yield entry
+        for section in ("block", "rescue", "always"):
+            yield from tasks(entry.get(section, []))
 
 
 def evaluate(template: str, variables: dict):

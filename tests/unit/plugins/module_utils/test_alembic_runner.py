@@ -116,6 +116,12 @@ def test_runner_not_found_is_a_clear_error(tmp_path):
     assert runner.commands == [[str(tmp_path / "missing-alembic"), "current"]]
 
 
+def test_a_missing_chdir_is_named_not_taken_for_a_missing_runner(tmp_path):
+    runner = AlembicRunner([sys.executable, "-m", "alembic"], chdir=str(tmp_path / "gone"))
+    with pytest.raises(RunnerError, match="^chdir .*gone does not exist: alembic cannot start there$"):
+        runner.run(["history", "--verbose"])
+
+
 @pytest.mark.parametrize("runner", [[], [""], ["  ", "alembic"]])
 def test_a_runner_without_a_command_says_so(runner):
     with pytest.raises(RunnerError, match="^runner (is empty: it must name the command|starts with an empty word)"):

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from ansible.errors import AnsibleFilterError
 
-from ansible_collections.safedeploy.migrations.plugins.filter.promotion import FilterModule, promotion_verdict
+from ansible_collections.safedeploy.migrations.plugins.module_utils._promotion import PromotionError, promotion_verdict
 
 STAGING_HASH = "a" * 64
 PRODUCTION_HASH = "b" * 64
@@ -118,9 +117,5 @@ def test_an_override_changes_nothing_when_the_evidence_is_good():
     ],
 )
 def test_bad_arguments_are_named(kwargs, match):
-    with pytest.raises(AnsibleFilterError, match=match):
+    with pytest.raises(PromotionError, match=match):
         verdict(**kwargs)
-
-
-def test_the_filter_is_registered():
-    assert FilterModule().filters() == {"promotion_verdict": promotion_verdict}

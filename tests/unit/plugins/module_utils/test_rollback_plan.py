@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from ansible.errors import AnsibleFilterError
 
-from ansible_collections.safedeploy.migrations.plugins.filter.rollback import FilterModule, rollback_plan
+from ansible_collections.safedeploy.migrations.plugins.module_utils._rollback_plan import (
+    RollbackPlanError,
+    rollback_plan,
+)
 
 # the example app's releases and the revision each one's deploy reaches
 REVISION = {"1.0.0": "0001", "1.1.0": "0002", "1.2.0": "0003", "1.3.0": "0004"}
@@ -353,7 +355,7 @@ def test_a_restore_without_a_backup_at_the_target_revision_is_refused(ledger, op
     ],
 )
 def test_bad_arguments_are_named(ledger, options, match):
-    with pytest.raises(AnsibleFilterError, match=match):
+    with pytest.raises(RollbackPlanError, match=match):
         rollback_plan(ledger, **options)
 
 
@@ -362,5 +364,52 @@ def test_an_unset_id_is_the_previous_state():
         assert rollback_plan(REDEPLOYED, rollback_to_deploy_id=unset)["target"]["id"] == 1
 
 
-def test_the_filter_is_registered():
-    assert FilterModule().filters() == {"rollback_plan": rollback_plan}
+def online(row: dict) -> dict:
+    return dict(row, strategy="online")
+
+
+def stopped(row: dict) -> dict:
+    return dict(row, strategy="stop_the_world")
+
+
+ONLINE = {"proxy": "safedeploy", "running_version": "1.2.0"}
+
+
+@pytest.mark.parametrize(
+    ("ledger", "options", "strategy"),
+    [
+        # the newest deploy went online: the release before it runs on its schema, so it starts first
+        ([deploy(1, "1.0.0"), online(deploy(2, "1.1.0")), online(deploy(3, "1.2.0"))], ONLINE, "online"),
+        # two undone deploys, both online
+        (
+            [deploy(1, "1.0.0"), online(deploy(2, "1.1.0")), online(deploy(3, "1.2.0"))],
+            dict(ONLINE, rollback_to_deploy_id=1),
+            "online",
+        ),
+        # one of them stopped the world: its plan did not prove the older release runs on its schema
+        (
+            [deploy(1, "1.0.0"), stopped(deploy(2, "1.1.0")), online(deploy(3, "1.2.0"))],
+            dict(ONLINE, rollback_to_deploy_id=1),
+            "stop_the_world",
+        ),
+        ([deploy(1, "1.0.0"), deploy(2, "1.1.0"), stopped(deploy(3, "1.2.0"))], ONLINE, "stop_the_world"),
+        # a ledger from before the strategy was recorded
+        (CHAIN, ONLINE, "stop_the_world"),
+        # no proxy to serve two releases through, nothing running, or the caller did not say
+        ([deploy(1, "1.0.0"), online(deploy(2, "1.1.0"))], dict(ONLINE, proxy="none"), "stop_the_world"),
+        ([deploy(1, "1.0.0"), online(deploy(2, "1.1.0"))], dict(ONLINE, running_version=None), "stop_the_world"),
+        ([deploy(1, "1.0.0"), online(deploy(2, "1.1.0"))], {}, "stop_the_world"),
+        # the team's own proxy service serves as well
+        ([deploy(1, "1.0.0"), online(deploy(2, "1.1.0"))], dict(ONLINE, proxy="traefik"), "online"),
+        # a restore replaces the database under the app
+        ([deploy(1, "1.0.0"), online(deploy(2, "1.1.0"))], dict(ONLINE, rollback_method="restore"), "stop_the_world"),
+        # a restore that brought back deploy 2's state: deploy 2 is what is undone, and it went online
+        ([deploy(1, "1.0.0"), online(deploy(2, "1.1.0")), restore(3, "1.1.0")], ONLINE, "online"),
+        # a restore of a state no deploy left: the downgrade is refused, nothing starts
+        ([deploy(1, "1.0.0"), online(deploy(2, "1.1.0")), restore(3, "1.1.0", "0009")], ONLINE, "stop_the_world"),
+        # nothing to do, or refused: nothing starts
+        ([deploy(1, "1.0.0")], ONLINE, "stop_the_world"),
+    ],
+)
+def test_a_rollback_goes_online_only_when_every_deploy_it_undoes_did(ledger, options, strategy):
+    assert rollback_plan(ledger, **options)["strategy"] == strategy

@@ -1,0 +1,243 @@
+# Copyright (c) safedeploy.migrations contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# This is a private module_utils of the collection; it may change without notice.
+
+"""What a deploy does: the quick look before the plan, and the decision after it (pure functions)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+# docker's status of a container whose healthcheck failed or has not passed yet
+NOT_HEALTHY = re.compile(r"[(](unhealthy|health: starting)[)]")
+PROXY_SERVICE = "safedeploy-proxy"
+STRATEGIES = ("auto", "online", "stop_the_world")
+ON_FAILURE = ("downgrade", "restore", "none")
+PLAN_SUMMARY_KEYS = ("pending", "backward_compatible", "rollback_method")
+
+
+class DeployDecisionError(ValueError):
+    """An input the decision cannot be made from; the sentence names it."""
+
+
+def quick_look(
+    ledger,
+    *,
+    app_version: str,
+    revision: str,
+    containers: list,
+    containers_by_service: dict,
+    release_services: list,
+    release_up: bool,
+    proxy: str,
+    database_service: str,
+    database_enabled: bool,
+    host: str,
+) -> dict:
+    """Whether the release asked for runs exactly as the ledger's last successful deploy left it on this host.
+
+    ledger is deploy_ledger_info's result (last, current_revisions, deploy_locks); containers, containers_by_service
+    and release_up are the stack role's stack_service_containers, stack_containers and stack_release_up. The reason
+    names the first difference, in the order the tests are made.
+    """
+    ledger = as_mapping(ledger)
+    last = as_mapping(ledger.get("last"))
+    details = as_mapping(last.get("details"))
+    recorded = recorded_images(details, host)
+    release = [container for container in containers if container.get("service") in release_services]
+    difference = (
+        ledger_difference(ledger, last, details, app_version, revision)
+        or release_difference(recorded, host, release_up, release_services)
+        or container_difference(release, recorded, app_version)
+        or proxy_difference(proxy, containers_by_service)
+        or database_difference(database_enabled, database_service, containers_by_service)
+    )
+    if difference:
+        return {"unchanged": False, "reason": difference}
+    reason = "%s runs on revision %s as deploy %s left it" % (app_version, last.get("revision_to"), last.get("id"))
+    return {"unchanged": True, "reason": reason}
+
+
+def as_mapping(value) -> Mapping:
+    """The value when it is a dict, else an empty one: null, '' and the unexpected all mean nothing recorded."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def recorded_images(details: Mapping, host: str):
+    """service -> image id of this host's containers at the last success, None when it recorded none."""
+    app_images = details.get("app_images", {})
+    return app_images.get(host) if isinstance(app_images, Mapping) else None
+
+
+def ledger_difference(ledger: Mapping, last: Mapping, details: Mapping, app_version: str, revision: str) -> str | None:
+    if last.get("outcome", "") != "succeeded":
+        if not last:
+            return "the ledger has no deploy to compare with"
+        return "the ledger's last row (%s) did not succeed: it is %s" % (last.get("id"), last.get("outcome"))
+    if last.get("kind") != "deploy":
+        return "the ledger's last row (%s) is a %s, not a deploy" % (last.get("id"), last.get("kind"))
+    if last.get("app_version_to") != app_version:
+        return "the last deploy (%s) brought %s, not %s" % (last.get("id"), last.get("app_version_to"), app_version)
+    if revision not in ("head", "heads"):
+        return "revision %s is asked: only head or heads can be found unchanged" % revision
+    if details.get("target_revision", "") != revision:
+        return "the last deploy aimed at %s, not %s" % (details.get("target_revision") or "no revision", revision)
+    current = ledger.get("current_revisions", [])
+    if current != [last.get("revision_to")]:
+        shown = (", ".join(map(str, current)) or "base") if isinstance(current, (list, tuple)) else current
+        return "the database is at %s, not at %s where the last deploy left it" % (shown, last.get("revision_to"))
+    # locks the ledger did not read count as a deploy running
+    locks = ledger.get("deploy_locks")
+    if locks is None:
+        return "the ledger did not tell whether a deploy runs"
+    if len(locks) != 0:
+        return "a deploy runs: %d deploy lock(s) held" % len(locks)
+    return None
+
+
+def release_difference(recorded, host: str, release_up: bool, release_services: list) -> str | None:
+    if not isinstance(recorded, Mapping):
+        return "the last deploy recorded no image ids for %s" % host
+    if not release_up:
+        return "a service of the release (%s) has no running container" % ", ".join(release_services)
+    return None
+
+
+def container_difference(release: list, recorded: Mapping, app_version: str) -> str | None:
+    """The first test failed by a container of the release; a test is made on all of them before the next test."""
+    problems = [problem for problem in (container_problem(c, recorded, app_version) for c in release) if problem]
+    return min(problems, key=lambda problem: problem[0])[1] if problems else None
+
+
+def container_problem(container: dict, recorded: Mapping, app_version: str) -> tuple | None:
+    """(test number, sentence) of the first test the container fails, or None."""
+    name, service = container.get("name"), container.get("service")
+    if container.get("state") != "running":
+        return 0, "container %s is %s" % (name, container.get("state"))
+    if container.get("release") != app_version:
+        return 1, "container %s runs release %s, not %s" % (name, container.get("release"), app_version)
+    # docker shows the image by id once its tag points to another image (rebuilt or re-pulled)
+    if str(container.get("image")).startswith("sha256:"):
+        return 2, "container %s runs %s, an image its tag no longer names" % (name, container.get("image"))
+    if service not in recorded:
+        return 3, "the last deploy recorded no image for service %s" % service
+    if recorded[service] != container.get("image_id"):
+        return 4, "container %s runs image %s, not %s as the last deploy recorded" % (
+            name,
+            container.get("image_id"),
+            recorded[service],
+        )
+    if NOT_HEALTHY.search(str(container.get("status"))):
+        return 5, "container %s is not healthy: %s" % (name, container.get("status"))
+    return None
+
+
+def proxy_difference(proxy: str, containers_by_service: dict) -> str | None:
+    if proxy != "safedeploy":
+        return None
+    state = (containers_by_service.get(PROXY_SERVICE) or {}).get("state", "")
+    return None if state == "running" else "the proxy %s is %s" % (PROXY_SERVICE, state or "missing")
+
+
+def database_difference(enabled: bool, service: str, containers_by_service: dict) -> str | None:
+    if not enabled:
+        return None
+    database = containers_by_service.get(service) or {}
+    if database.get("state", "") != "running":
+        return "the database %s is %s" % (service, database.get("state") or "missing")
+    if NOT_HEALTHY.search(str(database.get("status"))):
+        return "the database %s is not healthy: %s" % (service, database.get("status"))
+    return None
+
+
+def deploy_decision(
+    plan,
+    *,
+    app_version: str,
+    previous_version,
+    running_version,
+    release_up: bool,
+    strategy: str,
+    proxy: str,
+    proxied_service: str,
+    on_failure: str,
+) -> dict:
+    """What this deploy does, given migration_plan_info's plan and what runs.
+
+    auto is online only for a backward-compatible plan with an app running and a proxy; a downgrade rescue becomes a
+    restore when the plan says restore or starts from base (its downgrade would leave alembic's version table).
+    """
+    summary = plan_summary(plan)
+    if strategy not in STRATEGIES:
+        raise DeployDecisionError("strategy must be one of %s" % ", ".join(STRATEGIES))
+    if on_failure not in ON_FAILURE:
+        raise DeployDecisionError("on_failure must be one of %s" % ", ".join(ON_FAILURE))
+    pending = pending_count(summary)
+    decision = {
+        "pending": pending,
+        "from_revision": plan.get("from_revision") or None,
+        "to_revision": plan["to_revision"],
+        "nothing_to_do": pending == 0 and running_version == app_version and bool(release_up),
+        "strategy_chosen": chosen_strategy(strategy, summary, running_version, proxy),
+        "rescue_method": rescue_method(on_failure, summary, plan),
+    }
+    decision["refusal"] = online_refusal(decision["strategy_chosen"], proxy, proxied_service)
+    decision["summary"] = decision_summary(decision, previous_version, app_version, strategy)
+    return decision
+
+
+def plan_summary(plan) -> Mapping:
+    summary = plan.get("summary") if isinstance(plan, Mapping) else None
+    missing = [key for key in PLAN_SUMMARY_KEYS if not isinstance(summary, Mapping) or key not in summary]
+    if "to_revision" not in (plan if isinstance(plan, Mapping) else {}):
+        missing.insert(0, "to_revision")
+    if missing:
+        raise DeployDecisionError("the plan is not migration_plan_info's: it lacks %s" % ", ".join(missing))
+    return summary
+
+
+def pending_count(summary: Mapping) -> int:
+    try:
+        return int(summary["pending"])
+    except (TypeError, ValueError):
+        raise DeployDecisionError("the plan's pending count is %r, not a number" % summary["pending"]) from None
+
+
+def chosen_strategy(strategy: str, summary: Mapping, running_version, proxy: str) -> str:
+    if strategy != "auto":
+        return strategy
+    # an app that is there to keep serving and a proxy to serve through
+    online = summary["backward_compatible"] and running_version is not None and proxy != "none"
+    return "online" if online else "stop_the_world"
+
+
+def rescue_method(on_failure: str, summary: Mapping, plan: Mapping) -> str:
+    # a downgrade to base would leave alembic's version table in a database that had none
+    if on_failure == "downgrade" and (summary["rollback_method"] == "restore" or not plan.get("from_revision")):
+        return "restore"
+    return on_failure
+
+
+def online_refusal(strategy_chosen: str, proxy: str, proxied_service: str) -> str | None:
+    if strategy_chosen != "online" or proxy != "none":
+        return None
+    return (
+        "deploy_strategy=online needs a proxy in front of %s (stack_proxy is none): two generations of the app cannot "
+        "share its published port; deploy with stop_the_world or auto, or set stack_proxy" % proxied_service
+    )
+
+
+def decision_summary(decision: dict, previous_version, app_version: str, strategy: str) -> str:
+    return "deploying %s -> %s: %s revision(s) %s -> %s, strategy %s (asked: %s), on failure %s" % (
+        previous_version or "nothing",
+        app_version,
+        decision["pending"],
+        decision["from_revision"] or "base",
+        decision["to_revision"],
+        decision["strategy_chosen"],
+        strategy,
+        decision["rescue_method"],
+    )
