@@ -17,6 +17,9 @@ PROXY_SERVICE = "safedeploy-proxy"
 STRATEGIES = ("auto", "online", "stop_the_world")
 ON_FAILURE = ("downgrade", "restore", "none")
 PLAN_SUMMARY_KEYS = ("pending", "backward_compatible", "rollback_method")
+# a backup that may take longer than this runs under Ansible's async, which prints a status line at each poll; a
+# shorter one runs plainly, since async costs it at least one poll interval and an async_status module run
+ASYNC_AFTER_SECONDS = 10
 
 
 class DeployDecisionError(ValueError):
@@ -164,6 +167,8 @@ def deploy_decision(
     proxy: str,
     proxied_service: str,
     on_failure: str,
+    last_succeeded=None,
+    async_after_seconds: float = ASYNC_AFTER_SECONDS,
 ) -> dict:
     """What this deploy does, given migration_plan_info's plan and what runs.
 
@@ -184,6 +189,7 @@ def deploy_decision(
         "strategy_chosen": chosen_strategy(strategy, summary, running_version, proxy),
         "rescue_method": rescue_method(on_failure, summary, plan),
     }
+    decision["backup_async"] = backup_async(last_succeeded, async_after_seconds)
     decision["refusal"] = online_refusal(decision["strategy_chosen"], proxy, proxied_service)
     decision["summary"] = decision_summary(decision, previous_version, app_version, strategy)
     return decision
@@ -219,6 +225,26 @@ def rescue_method(on_failure: str, summary: Mapping, plan: Mapping) -> str:
     if on_failure == "downgrade" and (summary["rollback_method"] == "restore" or not plan.get("from_revision")):
         return "restore"
     return on_failure
+
+
+def backup_async(last_succeeded, after_seconds: float) -> bool:
+    """Whether the backup may take after_seconds or more, and so runs under async with a status line at each poll.
+
+    Long unless the last successful deploy's backup took less: a database grows slowly, and a first deploy or one
+    after a slow backup is long. (The migration always runs under async: on the host it goes on when the controller
+    or its SSH connection goes away.)
+    """
+    durations = ((last_succeeded or {}).get("details") or {}).get("durations") or {}
+    last_backup = seconds(durations.get("backup"))
+    return last_backup is None or last_backup >= after_seconds
+
+
+def seconds(value) -> float | None:
+    """A recorded duration, or None when there is none or it is no number."""
+    try:
+        return float(value) if value is not None and not isinstance(value, bool) else None
+    except (TypeError, ValueError):
+        return None
 
 
 def online_refusal(strategy_chosen: str, proxy: str, proxied_service: str) -> str | None:

@@ -240,10 +240,38 @@ def test_a_decision_reads_the_plan_and_says_what_it_does():
         "nothing_to_do": False,
         "strategy_chosen": "online",
         "rescue_method": "downgrade",
+        # no earlier backup to judge by: the backup may be long
+        "backup_async": True,
         "refusal": None,
         "summary": "deploying 1.2.0 -> 1.3.0: 1 revision(s) 0003 -> 0004, strategy online (asked: auto), on failure "
         "downgrade",
     }
+
+
+def succeeded(backup_seconds) -> dict:
+    """The ledger's last successful deploy, as deploy_ledger_info returns it, with the seconds of its backup."""
+    return {"id": 7, "outcome": "succeeded", "details": {"durations": {"backup": backup_seconds, "migration": 0.4}}}
+
+
+@pytest.mark.parametrize(
+    ("inputs", "expected"),
+    [
+        # the last backup was quick: so is this one
+        ({"last_succeeded": succeeded(1.5)}, False),
+        ({"last_succeeded": succeeded("2.0")}, False),
+        # a slow last backup, none recorded (a first deploy, an older ledger, a rollback), or no number
+        ({"last_succeeded": succeeded(10)}, True),
+        ({"last_succeeded": succeeded(None)}, True),
+        ({"last_succeeded": {"details": None}}, True),
+        ({"last_succeeded": succeeded(True)}, True),
+        ({"last_succeeded": succeeded("slow")}, True),
+        ({}, True),
+        # the threshold is the caller's
+        ({"last_succeeded": succeeded(1.5), "async_after_seconds": 1}, True),
+    ],
+)
+def test_only_a_backup_that_may_take_long_runs_under_async(inputs, expected):
+    assert deploy_decision(PLAN, **dict(RUNNING, **inputs))["backup_async"] is expected
 
 
 @pytest.mark.parametrize(
