@@ -68,20 +68,13 @@ def deployed(root: Path) -> DeployTarget:
 def hand_run_update(target: DeployTarget) -> None:
     """The strategy document's update: stop, new code, migration service, exit code, start."""
     docker(*target.compose("stop", "app", "worker"))
-    env_file = target.stack_dir / ".env"
-    release = 'APP_VERSION="%s"'
-    env_file.write_text(env_file.read_text().replace(release % FROM_VERSION, release % TO_VERSION))
+    point_env_file_at(target, FROM_VERSION, TO_VERSION)
     # --exit-code-from: compose's exit code is the one-shot's, which the document says to check
     up_migration = target.compose("up", "--no-deps", "--exit-code-from", "migration", "migration")
     migration = subprocess.run(["docker", *up_migration], capture_output=True, check=False)
     if migration.returncode != 0:
         raise SystemExit("the migration service failed: %s" % migration.stderr.decode()[-2000:])
-    docker(*target.compose("up", "-d", "--no-deps", "app", "worker"))
-    deadline = time.monotonic() + 60
-    while target.health()[1].get("app_version") != TO_VERSION:
-        if time.monotonic() > deadline:
-            raise SystemExit("the hand-run update never served %s" % TO_VERSION)
-        time.sleep(0.2)
+    start_and_wait(target, TO_VERSION)
 
 
 def playbook_update(target: DeployTarget) -> None:
@@ -94,14 +87,24 @@ def hand_run_rollback(target: DeployTarget) -> None:
     """The strategy document's rollback variant 1: stop, `alembic downgrade -1` through the migration service, start."""
     docker(*target.compose("stop", "app", "worker"))
     docker(*target.compose("run", "--rm", "-T", "migration", "alembic", "downgrade", "-1"))
+    point_env_file_at(target, TO_VERSION, FROM_VERSION)
+    start_and_wait(target, FROM_VERSION)
+
+
+def point_env_file_at(target: DeployTarget, running: str, wanted: str) -> None:
+    """What the document does by hand: the release in .env edited."""
     env_file = target.stack_dir / ".env"
     release = 'APP_VERSION="%s"'
-    env_file.write_text(env_file.read_text().replace(release % TO_VERSION, release % FROM_VERSION))
+    env_file.write_text(env_file.read_text().replace(release % running, release % wanted))
+
+
+def start_and_wait(target: DeployTarget, version: str) -> None:
+    """Start app and worker, then wait until the app answers as `version` (the document's curl /health)."""
     docker(*target.compose("up", "-d", "--no-deps", "app", "worker"))
     deadline = time.monotonic() + 60
-    while target.health()[1].get("app_version") != FROM_VERSION:
+    while target.health()[1].get("app_version") != version:
         if time.monotonic() > deadline:
-            raise SystemExit("the hand-run rollback never served %s" % FROM_VERSION)
+            raise SystemExit("the hand-run procedure never served %s" % version)
         time.sleep(0.2)
 
 
