@@ -518,7 +518,7 @@ class ControllerWatch:
     def error(self, argv: list[str], stdout: str = "", stderr: str = "") -> RunnerError:
         return RunnerError(
             "alembic was stopped because the ansible-playbook that started it went away "
-            "(its task process %d lost its parent %d)" % (self.leader, self.leader_parent),
+            "(its task process %s lost its parent %s)" % (self.leader, self.leader_parent),
             argv,
             -9,
             stdout,

@@ -224,6 +224,14 @@ def test_a_session_whose_controller_went_away_is_stopped(alembic_bin, monkeypatc
     runner.close_session()
 
 
+def test_the_controller_message_holds_when_the_session_leader_is_out_of_sight(monkeypatch):
+    # under a CI runner the session leader may live in another PID namespace: /proc has no parent for it
+    monkeypatch.setattr(_alembic_runner, "parent_pid", lambda pid: None)
+    watch = _alembic_runner.ControllerWatch()
+    assert not watch.controller_gone()
+    assert "lost its parent None" in str(watch.error(["alembic"]))
+
+
 def test_what_the_runner_prints_before_alembic_starts_is_no_commands_output(alembic_bin):
     noisy = ["sh", "-c", 'echo Creating; echo Pulling >&2; exec "$0" "$@"']
     runner = session_runner(alembic_bin, noisy)
