@@ -4,10 +4,10 @@
 
 One release (1.1.0) is deployed once; every case then runs a playbook with one wrong input, mostly a deploy of the
 valid update 1.2.0, so that a case which does not stop early would migrate, roll or write for real: a wrong type, an
-unknown choice, a missing app_version, an inventory without app hosts or a promotion environment nobody deployed to,
-a revision, deploy or backup that does not exist, a runner that does not exist, an unreachable database. Each must end
-failed, name what is wrong, and leave the revision, the ledger, the running containers, the app's answer and every
-file under the target's directory as they were.
+unknown choice, a hook file that does not exist, a missing app_version, an inventory without app hosts or a promotion
+environment nobody deployed to, a revision, deploy or backup that does not exist, a runner that does not exist, an
+unreachable database. Each must end failed, name what is wrong, and leave the revision, the ledger, the running
+containers, the app's answer and every file under the target's directory as they were.
 
 Covered where they are tested already, not repeated here: a wrong database password
 (test_deploy.py::test_a_wrong_password_is_named), a missing one (test_deploy.py::test_a_missing_password_is_named)
@@ -95,6 +95,21 @@ CASES = [
             "test_migrations.yml", dict(UPDATE, migration_test_walk="sometimes"), "argument 'migration_test_walk'"
         ),
         id="migration-test-walk-not-a-boolean",
+    ),
+    pytest.param(
+        BadInput(
+            "deploy.yml", dict(UPDATE, deploy_async_after_seconds="ten"), "argument 'deploy_async_after_seconds'"
+        ),
+        id="async-after-not-a-number",
+    ),
+    # a hook of a later phase would fail after the migration: every hook file is looked for first
+    pytest.param(
+        BadInput(
+            "deploy.yml",
+            dict(UPDATE, deploy_after_roll_tasks="/nonexistent/hooks/smoke_test.yml"),
+            "/nonexistent/hooks/smoke_test.yml: no such task file on the controller",
+        ),
+        id="hook-file-missing",
     ),
     # the team's stack described wrong
     pytest.param(

@@ -2,6 +2,9 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The promotion gate: copies of inventories/staging and inventories/production on this machine.
 
+Each copy keeps the repository's group_vars (the environment name, the password lookup, the strategy, production's
+promotion gate...) and adds one file that points the stack at this machine (over SSH: test_faults_ssh.py).
+
 production's group_vars require staging first (`deploy_requires_promotion_from: staging`). One staging and two
 production stacks serve the whole module, in file order; each test points them at an evidence store of its own, so
 what a production run sees is only what the test put there: a staging run's file, or its set_stats artifact handed
@@ -148,11 +151,16 @@ def test_staging_evidence_lets_production_deploy_the_same_release(stacks, stagin
     assert durations["plan"] > 0 and durations["migration"] > 0 and durations["roll"] > 0
     assert durations["plan"] + durations["backup"] + durations["migration"] + durations["roll"] <= durations["total"]
 
-    playbook = production.deploy("1.2.0")
+    # production differs from staging only by its inventory; its password stays out of a -vvv run
+    playbook = production.deploy("1.2.0", env={"ANSIBLE_VERBOSITY": "3"})
     assert playbook.rc == 0, playbook.stdout[-3000:]
+    assert production.password not in playbook.stdout + playbook.stderr
     assert "promotion from staging: promoted" in playbook.task("Report the promotion gate's verdict")["msg"]
-    status, health = production.health()
-    assert (status, health["app_version"], health["revision"]) == (200, "1.2.0", "0003_jobs_queue_index")
+    for target, environment in ((staging, "staging"), (production, "production")):
+        status, health = target.health()
+        assert (status, health["app_version"], health["revision"]) == (200, "1.2.0", "0003_jobs_queue_index")
+        assert [(row["environment"], row["outcome"]) for row in target.ledger()] == [(environment, "succeeded")]
+    assert staging.project != production.project and staging.containers().keys() == production.containers().keys()
     entry = production.ledger()[-1]
     assert entry["plan_hash"] == evidence["plan_hash"]
     promotion = entry["details"]["promotion"]
