@@ -36,10 +36,26 @@ _CONFIG_ERRORS = re.compile(
     r"No such revision|ModuleNotFoundError|ImportError|SyntaxError"
 )
 
+# One alembic command through alembic's CLI in the driver's python: its exit status (a traceback printed for an
+# exception that is no SystemExit); `CommandLine` is imported by the driver
+RUN_ALEMBIC = """
+def run_alembic(argv):
+    try:
+        CommandLine(prog="alembic").main(argv=argv)
+        return 0
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    except BaseException:
+        import traceback
+        traceback.print_exc()
+        return 1
+"""
 # Runs alembic commands in one python, each with its own exit status and output captured at the file descriptors
 # (alembic's Config keeps the sys.stdout it was imported with): `answers` gets {rc, stdout, stderr} per command;
 # `before_command(number)` runs first, and the loop stops after a failure when `stop_on_failure` is set
-CAPTURED_COMMANDS = """
+CAPTURED_COMMANDS = (
+    RUN_ALEMBIC
+    + """
 answers = []
 saved = os.dup(1), os.dup(2)
 for number, args in enumerate(commands):
@@ -47,15 +63,7 @@ for number, args in enumerate(commands):
     captured = tempfile.TemporaryFile(), tempfile.TemporaryFile()
     sys.stdout.flush(); sys.stderr.flush()
     os.dup2(captured[0].fileno(), 1); os.dup2(captured[1].fileno(), 2)
-    try:
-        CommandLine(prog="alembic").main(argv=args)
-        rc = 0
-    except SystemExit as exc:
-        rc = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
-    except BaseException:
-        import traceback
-        traceback.print_exc()
-        rc = 1
+    rc = run_alembic(args)
     sys.stdout.flush(); sys.stderr.flush()
     os.dup2(saved[0], 1); os.dup2(saved[1], 2)
     texts = []
@@ -66,6 +74,7 @@ for number, args in enumerate(commands):
     if rc and stop_on_failure:
         break
 """
+)
 # The offline commands of a plan in one python; 97 when alembic is not importable
 BATCH_DRIVER = (
     """
@@ -88,12 +97,16 @@ TRACE_DRIVER = TRACE_LISTENERS + CAPTURED_COMMANDS + 'json.dump({"answers": answ
 # command only. Output streams as alembic writes it, so a run killed midway leaves what it logged; a marker line
 # `<token> <word>` on stdout and stderr ends each answer, `ready` once alembic is imported, then the exit status.
 # 97: alembic is not importable; 98: stdin ended (or is not connected), nothing more was run.
-SESSION_DRIVER = """
+SESSION_DRIVER = (
+    """
 import json, os, sys
 try:
     from alembic.config import CommandLine
 except ImportError:
     sys.exit(97)
+"""
+    + RUN_ALEMBIC
+    + """
 token, options = sys.argv[1], sys.argv[2:]
 def mark(word):
     for stream in (sys.stdout, sys.stderr):
@@ -107,15 +120,7 @@ while True:
     request = json.loads(line)
     saved = {name: os.environ.get(name) for name in request["env"]}
     os.environ.update(request["env"])
-    try:
-        CommandLine(prog="alembic").main(argv=options + request["args"])
-        rc = 0
-    except SystemExit as exc:
-        rc = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
-    except BaseException:
-        import traceback
-        traceback.print_exc()
-        rc = 1
+    rc = run_alembic(options + request["args"])
     for name, value in saved.items():
         if value is None:
             os.environ.pop(name, None)
@@ -123,6 +128,7 @@ while True:
             os.environ[name] = value
     mark(rc % 256)
 """
+)
 SESSION_UNAVAILABLE = (97, 98)
 
 
