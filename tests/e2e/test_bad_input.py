@@ -97,9 +97,7 @@ CASES = [
         id="migration-test-walk-not-a-boolean",
     ),
     pytest.param(
-        BadInput(
-            "deploy.yml", dict(UPDATE, deploy_async_after_seconds="ten"), "argument 'deploy_async_after_seconds'"
-        ),
+        BadInput("deploy.yml", dict(UPDATE, deploy_async_after_seconds="ten"), "argument 'deploy_async_after_seconds'"),
         id="async-after-not-a-number",
     ),
     # a hook of a later phase would fail after the migration: every hook file is looked for first
