@@ -51,7 +51,7 @@ STEP_KINDS = [
         "stop, start and health waits (the hand-run update has them too)",
         ("replicas", "Start ", "Stop ", "answers /health", "app container", "health"),
     ),
-    ("verified backup", ("Back up before", "backup directory")),
+    ("verified backup", ("back up before", "backup directory")),
     ("plan and pre-flight", ("migration plan", "sessions in the way", "rehearsal")),
     ("deploy lock", ("Deploy lock",)),
     ("ledger", ("ledger", "last successful deploy")),

@@ -172,7 +172,7 @@ def test_update_backs_up_once_and_rolls_the_hosts_in_batches(fleet):
     assert playbook.rc == 0, playbook.failures()
     assert batches(playbook) == [["app1"], ["app2"]]
     assert hosts_of(playbook, "Migrate the database with the scripts of 1.1.0") == ["app1"]
-    assert hosts_of(playbook, "Back up before the migration") == ["app1"]
+    assert hosts_of(playbook, "Open the ledger entry and back up before the migration") == ["app1"]
     assert len(fleet.backups("app1")) == 2 and fleet.backups("app2") == []
     for host in HOSTS:
         health = fleet.health_of(host)

@@ -34,6 +34,7 @@ MODULES = (
     "deploy_ledger",
     "deploy_ledger_info",
     "deploy_lock",
+    "deploy_start",
     "migration_plan_info",
     "pg_backup",
     "pg_lock_info",
@@ -269,6 +270,12 @@ def base_arguments(module_name: str, work: Path, port: int) -> dict:
         {
             "deploy_ledger": {"state": "started", "environment": "staging", "app_version_to": "1.2.3"},
             "deploy_lock": {"state": "acquired", "environment": "staging", "owner": "ci-run-1"},
+            "deploy_start": {
+                "environment": "staging",
+                "owner": "ci-run-1",
+                "app_version_to": "1.2.3",
+                "backup": {"dest": str(work / "backups")},
+            },
             "pg_backup": {"dest": str(work / "backups")},
             "pg_preflight": {"relations": ["public.orders"]},
             "pg_restore": {"src": str(work / BACKUP_NAME)},

@@ -1,0 +1,31 @@
+# Copyright (c) safedeploy.migrations contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# This is a private module_utils of the collection; it may change without notice.
+
+"""One step of a module that does the work of several of the collection's modules in one run."""
+
+from __future__ import annotations
+
+
+class ModulePart:
+    """What the collection's module classes (DeployLedger, DeployLock, BackupManager) need of their module, for one
+    step of a composite module: the step's own options, and the module's check mode, diff, warnings and commands.
+
+    A failure of the step fails the whole module with what the steps before it returned (`done`), so that a caller's
+    rescue still sees, for example, the ledger entry a later step could not finish.
+    """
+
+    def __init__(self, module, params: dict, done: dict):
+        self._module = module
+        self.params = params
+        self.done = done
+
+    def __getattr__(self, name: str):
+        return getattr(self._module, name)
+
+    def fail_json(self, **result) -> None:
+        # what the steps before wrote stays written, whatever this step says of its own work
+        changed = bool(self.done.get("changed") or result.get("changed"))
+        self._module.fail_json(**dict(self.done, **dict(result, changed=changed)))
