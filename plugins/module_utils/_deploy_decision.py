@@ -89,7 +89,7 @@ def ledger_difference(ledger: Mapping, last: Mapping, details: Mapping, app_vers
     if details.get("target_revision", "") != revision:
         return "the last deploy aimed at %s, not %s" % (details.get("target_revision") or "no revision", revision)
     current = ledger.get("current_revisions", [])
-    if current != [last.get("revision_to")]:
+    if not isinstance(current, (list, tuple)) or sorted(map(str, current)) != recorded_revisions(last):
         shown = (", ".join(map(str, current)) or "base") if isinstance(current, (list, tuple)) else current
         return "the database is at %s, not at %s where the last deploy left it" % (shown, last.get("revision_to"))
     # locks the ledger did not read count as a deploy running
@@ -99,6 +99,12 @@ def ledger_difference(ledger: Mapping, last: Mapping, details: Mapping, app_vers
     if len(locks) != 0:
         return "a deploy runs: %d deploy lock(s) held" % len(locks)
     return None
+
+
+def recorded_revisions(last: Mapping) -> list:
+    """The revisions the last deploy left, sorted: its revision_to joins two heads with a comma."""
+    revision_to = last.get("revision_to")
+    return sorted(str(revision_to).split(",")) if revision_to else []
 
 
 def release_difference(recorded, host: str, release_up: bool, release_services: list) -> str | None:
