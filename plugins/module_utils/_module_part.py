@@ -9,6 +9,14 @@
 from __future__ import annotations
 
 
+class StepFailed(Exception):
+    """A step that its composite module can survive failed; result is what it would have failed the module with."""
+
+    def __init__(self, result: dict):
+        super().__init__(result.get("msg"))
+        self.result = result
+
+
 class ModulePart:
     """What the collection's module classes (DeployLedger, DeployLock, BackupManager) need of their module, for one
     step of a composite module: the step's own options, and the module's check mode, diff, warnings and commands.
@@ -17,15 +25,19 @@ class ModulePart:
     rescue still sees, for example, the ledger entry a later step could not finish.
     """
 
-    def __init__(self, module, params: dict, done: dict):
+    def __init__(self, module, params: dict, done: dict, raise_failure: bool = False):
         self._module = module
         self.params = params
         self.done = done
+        # the composite module decides: for example a lock that cannot be given back after the outcome is recorded
+        self.raise_failure = raise_failure
 
     def __getattr__(self, name: str):
         return getattr(self._module, name)
 
     def fail_json(self, **result) -> None:
+        if self.raise_failure:
+            raise StepFailed(result)
         # what the steps before wrote stays written, whatever this step says of its own work
         changed = bool(self.done.get("changed") or result.get("changed"))
         self._module.fail_json(**dict(self.done, **dict(result, changed=changed)))

@@ -31,6 +31,7 @@ PACKAGE = "ansible_collections.safedeploy.migrations.plugins.modules"
 MODULES = (
     "alembic_info",
     "alembic_migrate",
+    "deploy_finish",
     "deploy_ledger",
     "deploy_ledger_info",
     "deploy_lock",
@@ -268,6 +269,7 @@ def base_arguments(module_name: str, work: Path, port: int) -> dict:
         )
     arguments.update(
         {
+            "deploy_finish": {"environment": "staging", "owner": "ci-run-1", "deploy_id": 7, "outcome": "failed"},
             "deploy_ledger": {"state": "started", "environment": "staging", "app_version_to": "1.2.3"},
             "deploy_lock": {"state": "acquired", "environment": "staging", "owner": "ci-run-1"},
             "deploy_start": {
