@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 from ansible_collections.safedeploy.migrations.plugins.module_utils._ledger import iso_timestamp
 from ansible_collections.safedeploy.migrations.plugins.module_utils._postgres import sql
 
@@ -118,6 +120,11 @@ def lock_entry(row: dict) -> dict:
     entry["heartbeat_at"] = iso_timestamp(entry["heartbeat_at"])
     entry["silent_seconds"] = round(row["silent_seconds"], 1)
     return entry
+
+
+def new_owner() -> str:
+    """An id for a run that took the lock without naming itself: 20 hex digits, unique enough across controllers."""
+    return secrets.token_hex(10)
 
 
 def option_problems(params: dict) -> list:

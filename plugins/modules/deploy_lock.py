@@ -42,9 +42,11 @@ options:
     type: str
     required: true
   owner:
-    description: An id unique to this deploy run, not empty; every state of one run passes the same.
+    description:
+      - An id unique to this deploy run, not empty; every state of one run passes the same. Required with
+        O(state=held) and O(state=released).
+      - V(acquired) without it names the run itself and returns the id as RV(owner), for the later calls.
     type: str
-    required: true
   holder:
     description: Who deploys, for the messages of the deploys that wait, for example V(awx job 12 by alice).
     type: str
@@ -81,7 +83,6 @@ EXAMPLES = r"""
   safedeploy.migrations.deploy_lock:
     state: acquired
     environment: staging
-    owner: "{{ deploy_lock_owner }}"
     holder: "{{ lookup('ansible.builtin.env', 'USER') }}"
     app_version: 1.4.0
     phase: plan
@@ -93,7 +94,7 @@ EXAMPLES = r"""
   safedeploy.migrations.deploy_lock:
     state: held
     environment: staging
-    owner: "{{ deploy_lock_owner }}"
+    owner: "{{ lock.owner }}"
     phase: migration
     deploy_id: 42
     login_db: shop
@@ -102,11 +103,16 @@ EXAMPLES = r"""
   safedeploy.migrations.deploy_lock:
     state: released
     environment: staging
-    owner: "{{ deploy_lock_owner }}"
+    owner: "{{ lock.owner }}"
     login_db: shop
 """
 
 RETURN = r"""
+owner:
+  description: The id of this run, O(owner) or the one V(acquired) named it with; pass it to the later calls.
+  type: str
+  returned: always
+  sample: 3f9c2a7b1d04e6a85c1f
 acquired:
   description: Whether this owner holds the lock now. False in check mode.
   type: bool
@@ -158,6 +164,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.safedeploy.migrations.plugins.module_utils._deploy_lock import (
     APPLICATION_NAME,
+    new_owner,
     option_problems,
 )
 from ansible_collections.safedeploy.migrations.plugins.module_utils._deploy_lock_session import DeployLock
@@ -173,7 +180,7 @@ def main() -> None:
     argument_spec.update(
         state=dict(type="str", required=True, choices=["acquired", "held", "released"]),
         environment=dict(type="str", required=True),
-        owner=dict(type="str", required=True),
+        owner=dict(type="str"),
         holder=dict(type="str"),
         app_version=dict(type="str"),
         phase=dict(type="str"),
@@ -182,8 +189,14 @@ def main() -> None:
         lease=dict(type="int", default=600),
         state_schema=dict(type="str", default="safedeploy"),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleModule(
+        argument_spec=argument_spec,
+        required_if=[("state", "held", ["owner"]), ("state", "released", ["owner"])],
+        supports_check_mode=True,
+    )
     show_public_values(module)
+    if module.params["state"] == "acquired" and module.params["owner"] is None:
+        module.params["owner"] = new_owner()
     problems = option_problems(module.params)
     if problems:
         module.fail_json(msg="; ".join(problems))
@@ -192,7 +205,7 @@ def main() -> None:
         result = getattr(DeployLock(module, connection), module.params["state"])()
     finally:
         connection.close()
-    module.exit_json(**result)
+    module.exit_json(owner=module.params["owner"], **result)
 
 
 if __name__ == "__main__":

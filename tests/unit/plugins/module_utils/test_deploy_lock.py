@@ -13,6 +13,7 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._deploy_lock
     describe_holder,
     is_stale,
     lock_entry,
+    new_owner,
     option_problems,
     working_patterns,
 )
@@ -52,6 +53,12 @@ def test_the_entry_hides_the_owner_and_speaks_iso_utc():
     assert entry["acquired_at"] == "2024-05-01T10:15:03+00:00"
     assert entry["silent_seconds"] == 75.0
     assert entry["deploy_id"] == 42
+
+
+def test_a_run_that_did_not_name_itself_gets_a_fresh_name():
+    names = {new_owner() for _ in range(100)}
+    assert len(names) == 100
+    assert all(len(name) == 20 and int(name, 16) >= 0 for name in names)
 
 
 def test_the_holder_is_described_with_what_it_still_does():
