@@ -53,7 +53,7 @@ STEP_KINDS = [
     ),
     ("verified backup", ("back up before", "backup directory")),
     ("plan and pre-flight", ("migration plan", "sessions in the way", "rehearsal")),
-    ("deploy lock", ("Deploy lock", "Take the deploy lock")),
+    ("deploy lock", ("Deploy lock",)),
     ("ledger", ("ledger", "last successful deploy")),
     ("stack files", ("Render the", "Write the env file", "Copy the", "stack directory", "stack files")),
     ("reading the stack", ("List the stack's containers", "on the host", "Resolve the stack's compose files")),

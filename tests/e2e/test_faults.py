@@ -127,7 +127,7 @@ def test_killed_during_the_migration_the_migration_finishes_and_the_next_deploy_
     # the migration runs as an async job on the host, so the kill does not stop it: the rerun waits for its session
     assert slow_revision_running(target)
     rerun = assert_reconciled(target, killed, "migration", "1.4.0-slow")
-    assert rerun.task("Take the deploy lock")["waited_seconds"] > 0
+    assert rerun.task("Deploy lock acquired")["waited_seconds"] > 0
     # the killed deploy's entry says where its migration got to, as read from the database
     assert [entry["revision_reached"] for entry in target.ledger()][-2:] == [HEADS["1.4.0-slow"]] * 2
 
