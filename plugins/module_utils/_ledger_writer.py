@@ -5,7 +5,7 @@
 # This is a private module_utils of the collection; it may change without notice.
 
 """The deploy ledger's writes on one connection: start an entry, finish it, put rows back after a restore. The
-module deploy_ledger and the composite deploy_start run it."""
+module deploy_ledger and the composites deploy_start, deploy_finish and deploy_restore run it."""
 
 from __future__ import annotations
 
@@ -21,9 +21,11 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._ledger impo
     ddl_statements,
     entries_to_restore,
     expected_entry,
+    filter_clause,
     finish_query,
     finished_changes,
     insert_query,
+    newest_query,
     normalized_entry,
     row_to_entry,
     select_by_id_query,
@@ -112,6 +114,14 @@ class DeployLedger(LedgerSession):
             self.commit()
             after = row_to_entry(rows[0])
         return dict(changed=True, deploy_id=deploy_id, entry=after, diff=dict(before=before, after=after))
+
+    def all_entries(self) -> list:
+        """Every row, newest first, for a restore to put back; none while the table is missing."""
+        if not self.table_exists():
+            return []
+        where, values = filter_clause(None, None, None, None)
+        rows = self.run("reading", newest_query(self.schema, where), dict(values, limit=None))
+        return [row_to_entry(row) for row in rows]
 
     def restored(self) -> dict:
         wanted = [normalized_entry(entry) for entry in self.params["entries"]]

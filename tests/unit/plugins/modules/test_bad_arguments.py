@@ -35,6 +35,7 @@ MODULES = (
     "deploy_ledger",
     "deploy_ledger_info",
     "deploy_lock",
+    "deploy_restore",
     "deploy_start",
     "migration_plan_info",
     "pg_backup",
@@ -272,6 +273,11 @@ def base_arguments(module_name: str, work: Path, port: int) -> dict:
             "deploy_finish": {"environment": "staging", "owner": "ci-run-1", "deploy_id": 7, "outcome": "failed"},
             "deploy_ledger": {"state": "started", "environment": "staging", "app_version_to": "1.2.3"},
             "deploy_lock": {"state": "acquired", "environment": "staging", "owner": "ci-run-1"},
+            "deploy_restore": {
+                "environment": "staging",
+                "owner": "ci-run-1",
+                "restore": {"src": str(work / BACKUP_NAME)},
+            },
             "deploy_start": {
                 "environment": "staging",
                 "owner": "ci-run-1",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.safedeploy.migrations.plugins.modules.pg_restore import changed_by_failed_restore
+from ansible_collections.safedeploy.migrations.plugins.module_utils._restore_manager import changed_by_failed_restore
 
 
 @pytest.mark.parametrize(
