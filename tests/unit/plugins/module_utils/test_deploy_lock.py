@@ -56,7 +56,7 @@ def test_the_entry_hides_the_owner_and_speaks_iso_utc():
 
 
 def test_a_run_that_did_not_name_itself_gets_a_fresh_name():
-    names = {new_owner() for _ in range(100)}
+    names = {new_owner() for _attempt in range(100)}
     assert len(names) == 100
     assert all(len(name) == 20 and int(name, 16) >= 0 for name in names)
 
