@@ -8,6 +8,16 @@
 
 from __future__ import annotations
 
+TOOLS_CONNECTION = ("login_host", "login_port")
+
+
+def client_tool_params(params: dict, options: dict) -> dict:
+    """A client tool step's options (a composite's `backup` or `restore`) on top of the module's: the step's
+    login_host and login_port, where set, are the server as the tools see it (inside the postgres container)."""
+    step = {name: value for name, value in options.items() if name not in TOOLS_CONNECTION}
+    tools = {name: options[name] for name in TOOLS_CONNECTION if options.get(name) is not None}
+    return dict(params, **step, **tools)
+
 
 class StepFailed(Exception):
     """A step that its composite module can survive failed; result is what it would have failed the module with."""

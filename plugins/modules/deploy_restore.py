@@ -152,7 +152,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.safedeploy.migrations.plugins.module_utils._deploy_lock import option_problems
 from ansible_collections.safedeploy.migrations.plugins.module_utils._deploy_lock_session import DeployLock
 from ansible_collections.safedeploy.migrations.plugins.module_utils._ledger_writer import DeployLedger
-from ansible_collections.safedeploy.migrations.plugins.module_utils._module_part import ModulePart
+from ansible_collections.safedeploy.migrations.plugins.module_utils._module_part import ModulePart, client_tool_params
 from ansible_collections.safedeploy.migrations.plugins.module_utils._no_log import (
     readable_argument_spec,
     show_public_values,
@@ -173,10 +173,7 @@ RESTORE_OPTIONS = ("src", "container", "bin_dir", "maintenance_db", "no_owner")
 
 def restore_params(params: dict) -> dict:
     """pg_restore's options: the application database emptied and replaced, by the tools at their host and port."""
-    restore = dict(params["restore"])
-    tools = {name: restore.pop(name) for name in ("login_host", "login_port")}
-    tools = {name: value for name, value in tools.items() if value is not None}
-    return dict(params, **restore, **tools, clean=True, create=False, jobs=1)
+    return dict(client_tool_params(params, params["restore"]), clean=True, create=False, jobs=1)
 
 
 def ledger_params(params: dict, entries: list) -> dict:

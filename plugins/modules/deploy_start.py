@@ -199,7 +199,7 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._deploy_lock
 )
 from ansible_collections.safedeploy.migrations.plugins.module_utils._deploy_lock_session import DeployLock
 from ansible_collections.safedeploy.migrations.plugins.module_utils._ledger_writer import DeployLedger
-from ansible_collections.safedeploy.migrations.plugins.module_utils._module_part import ModulePart
+from ansible_collections.safedeploy.migrations.plugins.module_utils._module_part import ModulePart, client_tool_params
 from ansible_collections.safedeploy.migrations.plugins.module_utils._no_log import (
     readable_argument_spec,
     show_public_values,
@@ -241,10 +241,8 @@ def lock_params(params: dict, phase: str, deploy_id: int | None) -> dict:
 
 def backup_params(params: dict, deploy_id: int | None) -> dict:
     """pg_backup's options: the connection's, the backup tools' host and port, the ledger id among the labels."""
-    backup = dict(params["backup"])
-    tools = {name: backup.pop(name) for name in ("login_host", "login_port")}
-    backup["labels"] = dict(backup["labels"], deploy_id="" if deploy_id is None else str(deploy_id))
-    return dict(params, **backup, **{name: value for name, value in tools.items() if value is not None})
+    labels = dict(params["backup"]["labels"], deploy_id="" if deploy_id is None else str(deploy_id))
+    return client_tool_params(params, dict(params["backup"], labels=labels))
 
 
 class DeployStart:
