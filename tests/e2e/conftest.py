@@ -4,10 +4,12 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -201,7 +203,24 @@ class Playbook:
         return next((result for result in found if not result.get("skipped")), found[0])
 
     def ran(self, name: str) -> bool:
+        """Whether a task of that name ran; a name no task of the collection or the tests carries is an error, so
+        that `not ran(...)` cannot pass because a task was renamed."""
+        assert any(pattern.fullmatch(name) for pattern in task_name_patterns()), "no task is named %r" % name
         return any(not result.get("skipped") for result in self.results(name))
+
+
+TASK_NAME_LINE = re.compile(r"^\s*(?:- )?name: (?P<name>.+?)\s*$", re.M)
+TEMPLATE_PART = re.compile(r"\{\{.*?\}\}")
+
+
+@functools.cache
+def task_name_patterns() -> list:
+    """Every task name of the roles, the playbooks and the tests' own task files, a {{ template }} matching any text."""
+    files = [*REPO.glob("roles/*/tasks/*.yml"), *REPO.glob("playbooks/*.yml"), *REPO.glob("tests/e2e/**/*.yml")]
+    names = {match["name"].strip("'\"") for path in files for match in TASK_NAME_LINE.finditer(path.read_text())}
+    return [
+        re.compile(".+".join(re.escape(part) for part in TEMPLATE_PART.split(name)), re.S) for name in sorted(names)
+    ]
 
 
 def playbook_command(playbook: str, extra_vars: dict, check: bool = False, diff: bool = False) -> list[str]:
