@@ -23,6 +23,7 @@ description:
     M(safedeploy.migrations.deploy_lock) stay for plays of your own.
 author: safedeploy.migrations maintainers (@safedeploy)
 extends_documentation_fragment:
+  - safedeploy.migrations._state_schema
   - safedeploy.migrations._postgres
   - safedeploy.migrations._attributes
   - safedeploy.migrations._attributes.actiongroup_postgres
@@ -71,10 +72,6 @@ options:
   details:
     description: Keys merged into the entry's details.
     type: dict
-  state_schema:
-    description: Schema of the collection's own tables in the application database.
-    type: str
-    default: safedeploy
 seealso:
   - module: safedeploy.migrations.deploy_start
   - module: safedeploy.migrations.deploy_ledger

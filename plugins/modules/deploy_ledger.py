@@ -21,6 +21,7 @@ description:
   - Read the ledger with M(safedeploy.migrations.deploy_ledger_info).
 author: safedeploy.migrations maintainers (@safedeploy)
 extends_documentation_fragment:
+  - safedeploy.migrations._state_schema
   - safedeploy.migrations._postgres
   - safedeploy.migrations._attributes
   - safedeploy.migrations._attributes.actiongroup_postgres
@@ -41,11 +42,6 @@ options:
     type: str
     required: true
     choices: [started, finished, restored]
-  state_schema:
-    description:
-      - Schema of the collection's own tables in the application database; the ledger is its table C(deploys).
-    type: str
-    default: safedeploy
   deploy_id:
     description: The row to finish, the RV(deploy_id) that V(started) returned. Required with O(state=finished).
     type: int

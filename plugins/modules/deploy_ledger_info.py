@@ -20,16 +20,12 @@ description:
     that a deploy can see that nothing changed since its last success without starting alembic.
 author: safedeploy.migrations maintainers (@safedeploy)
 extends_documentation_fragment:
+  - safedeploy.migrations._state_schema
   - safedeploy.migrations._postgres
   - safedeploy.migrations._attributes
   - safedeploy.migrations._attributes.actiongroup_postgres
   - safedeploy.migrations._attributes.info_module
 options:
-  state_schema:
-    description:
-      - Schema of the collection's own tables in the application database; the ledger is its table C(deploys).
-    type: str
-    default: safedeploy
   environment:
     description: Only rows and deploy locks of this environment.
     type: str

@@ -22,6 +22,7 @@ description:
   - V(released) deletes the row if it is this owner's.
 author: safedeploy.migrations maintainers (@safedeploy)
 extends_documentation_fragment:
+  - safedeploy.migrations._state_schema
   - safedeploy.migrations._postgres
   - safedeploy.migrations._attributes
   - safedeploy.migrations._attributes.actiongroup_postgres
@@ -72,10 +73,6 @@ options:
         V(0) two deploys that start together both acquire it.
     type: int
     default: 600
-  state_schema:
-    description: Schema of the collection's own tables in the application database.
-    type: str
-    default: safedeploy
 """
 
 EXAMPLES = r"""

@@ -23,6 +23,7 @@ description:
     modules stay for plays of your own.
 author: safedeploy.migrations maintainers (@safedeploy)
 extends_documentation_fragment:
+  - safedeploy.migrations._state_schema
   - safedeploy.migrations._postgres
   - safedeploy.migrations._attributes
   - safedeploy.migrations._attributes.actiongroup_postgres
@@ -91,10 +92,6 @@ options:
         description: Do not restore ownership (C(pg_restore --no-owner)).
         type: bool
         default: false
-  state_schema:
-    description: Schema of the collection's own tables in the application database.
-    type: str
-    default: safedeploy
 seealso:
   - module: safedeploy.migrations.pg_restore
   - module: safedeploy.migrations.deploy_ledger

@@ -26,6 +26,7 @@ description:
     M(safedeploy.migrations.deploy_lock) stay for plays of your own.
 author: safedeploy.migrations maintainers (@safedeploy)
 extends_documentation_fragment:
+  - safedeploy.migrations._state_schema
   - safedeploy.migrations._postgres
   - safedeploy.migrations._attributes
   - safedeploy.migrations._attributes.actiongroup_postgres
@@ -131,10 +132,6 @@ options:
         description: Fail before dumping unless the free space is at least this times the database size.
         type: float
         default: 1.0
-  state_schema:
-    description: Schema of the collection's own tables in the application database.
-    type: str
-    default: safedeploy
 seealso:
   - module: safedeploy.migrations.deploy_lock
   - module: safedeploy.migrations.deploy_ledger
