@@ -55,7 +55,7 @@ STEP_KINDS = [
     ("plan and pre-flight", ("migration plan", "sessions in the way", "rehearsal")),
     ("deploy lock", ("Deploy lock",)),
     ("ledger", ("ledger", "last successful deploy")),
-    ("stack files", ("Render the", "Write the env file", "Copy the", "stack directory", "stack files")),
+    ("stack files", ("Render the", "stack files")),
     ("reading the stack", ("List the stack's containers", "on the host", "Resolve the stack's compose files")),
     ("report and promotion evidence", ("report", "evidence", "promotion store")),
 ]

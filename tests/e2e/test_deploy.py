@@ -76,7 +76,7 @@ def test_rerun_of_the_same_release_changes_nothing(target):
     assert "unchanged since deploy" in playbook.task("Report nothing to do")["msg"]
     # the quick look decided: no plan container, no deploy lock, no render
     assert not playbook.ran("Compute the migration plan") and not playbook.ran("Deploy lock acquired")
-    assert not playbook.ran("Write the env file for 1.1.0")
+    assert not playbook.ran("Write the stack files for 1.1.0")
     assert target.containers() == before
     assert len(target.ledger()) == ledger_rows
     assert sorted((target.stack_dir / "backups").iterdir()) == backups
