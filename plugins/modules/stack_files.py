@@ -15,8 +15,8 @@ description:
     with it (the team's compose file, the collection's override, the proxy's configuration, the files the compose file
     needs and the env file), and compares them in check mode to tell whether a deploy has nothing to do.
   - A file is written only when its content or mode differs, through a temporary file in the same directory that is
-    renamed over it, so a reader sees the old file or the new one, never a half-written one. O(path) and the
-    directories the names need are created with O(directory_mode).
+    renamed over it, so a reader sees the old file or the new one, never a half-written one. O(path), its missing
+    parents and the directories the names need are created with O(directory_mode).
   - The content of O(secret_files) never leaves the module - not in the result, not in C(--diff), not in a failure.
 author: safedeploy.migrations maintainers (@safedeploy)
 extends_documentation_fragment:
@@ -156,10 +156,12 @@ from ansible_collections.safedeploy.migrations.plugins.module_utils._stack_files
 
 
 def file_spec(default_mode: str, secret: bool) -> dict:
+    """files and secret_files: a secret file's content is no_log, its name and mode are not."""
     return dict(
         type="list",
         elements="dict",
         default=[],
+        no_log=False,
         options=dict(
             name=dict(type="str", required=True),
             content=dict(type="str", required=True, no_log=secret),
@@ -204,9 +206,19 @@ def read_existing(path: str):
         return {"content": handle.read(), "mode": stat.S_IMODE(info.st_mode)}
 
 
+def missing_parents(base: str) -> list:
+    """The directories above base that do not exist, outermost first."""
+    missing, parent = [], os.path.dirname(base.rstrip("/"))
+    while parent and not os.path.isdir(parent):
+        missing.insert(0, parent)
+        parent = os.path.dirname(parent)
+    return missing
+
+
 def make_directories(base: str, names: list, mode: int) -> None:
-    for directory in [""] + directories_of(names):
-        target = os.path.join(base, directory) if directory else base
+    """base with its missing parents, then the directories the names need, each created with mode."""
+    inside = [os.path.join(base, directory) for directory in directories_of(names)]
+    for target in missing_parents(base) + [base] + inside:
         if not os.path.isdir(target):
             os.mkdir(target)
             # mkdir's mode passes through the umask

@@ -139,10 +139,6 @@ CASES = [
         id="extra-file-outside-the-stack",
     ),
     pytest.param(
-        BadInput("deploy.yml", dict(UPDATE, stack_compose_file="", stack_app_image=""), "it needs stack_app_image"),
-        id="built-in-stack-without-app-image",
-    ),
-    pytest.param(
         BadInput("deploy.yml", dict(UPDATE, stack_bind_address="0.0.0.0"), "stack_bind_address is no longer"),
         id="removed-stack-bind-address",
     ),

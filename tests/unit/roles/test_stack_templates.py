@@ -66,7 +66,7 @@ ENV = environment()
 
 
 def stack_vars(**overrides) -> dict:
-    """The role's defaults with overrides, and the facts facts.yml derives from them."""
+    """The role's defaults with overrides, and the facts describe.yml derives from them."""
     variables = {
         name: value
         for name, value in yaml.safe_load((ROLE / "defaults" / "main.yml").read_text()).items()
@@ -136,12 +136,12 @@ def evaluate(template: str, variables: dict):
 
 def refusals(variables: dict) -> list:
     """What the role says of the variables before it writes a file: its argument spec, the description check and the
-    service names in facts.yml, and the env file's names in render.yml."""
+    service names in describe.yml, and the env file's names (compose_env_file)."""
     spec = yaml.safe_load((ROLE / "meta" / "argument_specs.yml").read_text())["argument_specs"]["main"]["options"]
     checked = {name: spec[name] for name in spec if name not in ("stack_db_password", "stack_app_version")}
     given = {name: value for name, value in variables.items() if name in checked}
     found = list(ArgumentSpecValidator(checked).validate(given).error_messages)
-    check = task(ROLE / "tasks" / "facts.yml", "Refuse an inconsistent stack description")
+    check = task(ROLE / "tasks" / "describe.yml", "Refuse an inconsistent stack description")
     scope = dict(variables)
     for name, value in check["vars"].items():
         scope[name] = evaluate(value, scope) if "{{" in value else value
@@ -277,6 +277,7 @@ def test_values_reach_compose_as_written(overrides, read, expected):
         ({"stack_health_path": "/health\n    privileged: true"}, "stack_health_path"),
         ({"stack_env": {"A\nprivileged: true": "x"}}, "A\\nprivileged: true"),
         ({"stack_env": {"SECRET_KEY\n": "x"}}, "SECRET_KEY\\n"),
+        ({"stack_compose_file": "", "stack_app_image": ""}, "it needs stack_app_image"),
     ],
 )
 def test_values_that_cannot_be_written_are_refused_by_name(overrides, named):
