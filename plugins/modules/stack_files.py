@@ -92,7 +92,8 @@ options:
   backup:
     description:
       - Keep each file that is replaced beside it (C(<name>.<pid>.<time>~), the old file itself, so a secret keeps its
-        mode) and return them in RV(backups), to put back or remove later.
+        mode; where the filesystem has no hard links, a copy created with the file's mode) and return them in
+        RV(backups), to put back or remove later.
     type: bool
     default: false
 seealso:
@@ -140,6 +141,7 @@ backups:
 
 import errno
 import os
+import shutil
 import stat
 import tempfile
 import time
@@ -225,6 +227,17 @@ def make_directories(base: str, names: list, mode: int) -> None:
             os.chmod(target, mode)
 
 
+def link_or_copy(path: str, backup: str) -> None:
+    """The old file kept as backup: the file itself (a hard link), or where links fail a copy made with its mode."""
+    try:
+        os.link(path, backup)
+    except OSError:
+        # created with the file's own mode, so a secret is never readable by others, not even while it is copied
+        descriptor = os.open(backup, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IMODE(os.stat(path).st_mode))
+        with os.fdopen(descriptor, "wb") as output, open(path, "rb") as source:
+            shutil.copyfileobj(source, output)
+
+
 def write_file(path: str, want: dict, keep_backup: bool, backup_name: str):
     """Replace path by a temporary file renamed over it; the old file stays as the backup when asked for."""
     directory = os.path.dirname(path)
@@ -238,7 +251,7 @@ def write_file(path: str, want: dict, keep_backup: bool, backup_name: str):
         backup = None
         if keep_backup and os.path.exists(path):
             backup = path + backup_name
-            os.link(path, backup)
+            link_or_copy(path, backup)
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
