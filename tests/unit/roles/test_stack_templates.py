@@ -260,6 +260,19 @@ def test_values_reach_compose_as_written(overrides, read, expected):
 
 
 @pytest.mark.parametrize(
+    "overrides, holds",
+    [
+        ({"stack_compose_file": "", "stack_app_image": ""}, False),
+        ({"stack_compose_file": "", "stack_app_image": "registry.example.com/app"}, True),
+        ({"stack_compose_file": "/srv/team/docker-compose.prod.yml", "stack_app_image": ""}, True),
+    ],
+)
+def test_the_built_in_stack_needs_an_app_image_before_its_files_are_written(overrides, holds):
+    check = task(ROLE / "tasks" / "render.yml", "Refuse the built-in compose file without an app image")
+    assert evaluate("{{ %s }}" % check["ansible.builtin.assert"]["that"], stack_vars(**overrides)) is holds
+
+
+@pytest.mark.parametrize(
     "overrides, named",
     [
         ({"stack_env_file": "x]\nprivileged: true"}, "stack_env_file"),
@@ -277,7 +290,6 @@ def test_values_reach_compose_as_written(overrides, read, expected):
         ({"stack_health_path": "/health\n    privileged: true"}, "stack_health_path"),
         ({"stack_env": {"A\nprivileged: true": "x"}}, "A\\nprivileged: true"),
         ({"stack_env": {"SECRET_KEY\n": "x"}}, "SECRET_KEY\\n"),
-        ({"stack_compose_file": "", "stack_app_image": ""}, "it needs stack_app_image"),
     ],
 )
 def test_values_that_cannot_be_written_are_refused_by_name(overrides, named):
