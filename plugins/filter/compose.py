@@ -15,13 +15,12 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.safedeploy.migrations.plugins.module_utils import _compose_images
+
 # what compose (and a shell) accepts as a variable name; fullmatch, since `$` lets a trailing newline through
 VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# compose's own rule for service names
-SERVICE_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
 # inside double quotes compose's env file parser unescapes these, and only these, so every value reads back literally
 ENV_ESCAPES = (("\\", "\\\\"), ('"', '\\"'), ("$", "\\$"), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"))
-ROLES = ("database", "migration", "app", "workers")
 
 
 def env_value_text(name: str, value) -> str:
@@ -88,57 +87,19 @@ def compose_networks(compose, service: str) -> list:
 
 
 def named_services(services: dict) -> dict:
-    """stack_services checked and flattened: role -> list of names."""
-    if not isinstance(services, dict):
-        raise AnsibleFilterError("stack_services must be a dict with database, migration, app and workers")
-    unknown = sorted(set(services) - set(ROLES))
-    if unknown:
-        known = ", ".join(ROLES)
-        raise AnsibleFilterError("stack_services: unknown key(s) %s; known: %s" % (", ".join(unknown), known))
-    named = {}
-    for role in ROLES:
-        value = services.get(role)
-        names = value if isinstance(value, list) else [] if value in (None, "") else [value]
-        for name in names:
-            if not isinstance(name, str) or not SERVICE_NAME.fullmatch(name):
-                problem = "%s is not a compose service name" % json.dumps(name)
-                raise AnsibleFilterError("stack_services.%s: %s" % (role, problem))
-        named[role] = names
-    for role in ("migration", "app"):
-        if len(named[role]) == 0:
-            raise AnsibleFilterError("stack_services.%s must name a service" % role)
-    if len(named["migration"]) > 1 or len(named["database"]) > 1:
-        raise AnsibleFilterError("stack_services.database and stack_services.migration name one service each")
-    return named
+    """stack_services checked and flattened: role -> list of names (module_utils/_compose_images.py)."""
+    try:
+        return _compose_images.named_services(services)
+    except _compose_images.ComposeError as error:
+        raise AnsibleFilterError(str(error)) from None
 
 
 def compose_shape(config, services, database: bool = True, proxy: str = "") -> dict:
-    """The stack as `docker compose config --format json` resolved it, reduced to what the roles need.
-
-    Environments are left out: the resolved config holds the app's secrets. Fails with a sentence when a service
-    that stack_services (or a team's proxy) names is not in the compose files.
-    """
-    if not isinstance(config, dict) or not isinstance(config.get("services"), dict):
-        raise AnsibleFilterError("compose_shape: expects the output of `docker compose config --format json`")
-    named = named_services(services)
-    defined = config["services"]
-    wanted = named["migration"] + named["app"] + named["workers"] + (named["database"] if database else [])
-    wanted += [proxy] if proxy not in ("", "none", "safedeploy") else []
-    missing = [name for name in wanted if name not in defined]
-    if missing:
-        raise AnsibleFilterError(
-            "the compose files define no service %s (stack_services, stack_proxy); they define: %s"
-            % (", ".join(missing), ", ".join(sorted(defined)))
-        )
-    release = named["app"] + named["workers"]
-    return {
-        "services": sorted(defined),
-        "images": {name: (defined[name] or {}).get("image", "") for name in sorted(defined)},
-        # the services a deploy never stops: what the team's file runs beside the app (redis, exporters, a proxy)
-        "others": sorted(set(defined) - set(release) - set(named["migration"]) - set(named["database"])),
-        "release_services": release,
-        "release_images": sorted({(defined[name] or {}).get("image", "") for name in release + named["migration"]}),
-    }
+    """The stack as `docker compose config --format json` resolved it, reduced to what the roles need."""
+    try:
+        return _compose_images.compose_shape(config, services, database=database, proxy=proxy)
+    except _compose_images.ComposeError as error:
+        raise AnsibleFilterError(str(error)) from None
 
 
 def compose_extra_files(items, reserved=()) -> list:

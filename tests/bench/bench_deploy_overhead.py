@@ -56,7 +56,7 @@ STEP_KINDS = [
     ("deploy lock", ("Deploy lock",)),
     ("ledger", ("ledger", "last successful deploy")),
     ("stack files", ("Render the", "stack files")),
-    ("reading the stack", ("List the stack's containers", "on the host", "Resolve the stack's compose files")),
+    ("reading the stack", ("List the stack's containers", "which the host has")),
     ("report and promotion evidence", ("report", "evidence", "promotion store")),
 ]
 HAND_RUN_KINDS = 2

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from conftest import EXAMPLE_APP, alembic_runner, hold_access_share
 
+REFUSAL = "Refuse a plan with lint errors, rows that would make it fail, or sessions in the way"
+
 
 def summary_lines(result) -> list[str]:
     return result.task("Show the plan")["msg"]
@@ -31,7 +33,7 @@ def test_lint_errors_stop_the_play_by_default(example_venv, database, run_playbo
     runner = alembic_runner(example_venv, EXAMPLE_APP)
     result = run_playbook("preflight.yml", check=True, runner=runner, db=database.name)
     assert result.rc != 0
-    refused = result.task("Refuse a plan with lint errors")
+    refused = result.task(REFUSAL)
     assert refused["failed"] and refused["msg"].startswith("the plan has ")
     assert "ban-drop-column error" in summary_lines(result)[3]
 
@@ -54,6 +56,6 @@ def test_blocker_on_a_planned_table_stops_the_play_and_is_named(example_venv, da
         blocker.close()
     assert result.rc != 0
     assert str(blocker_pid) in summary_lines(result)[7]
-    refused = result.task("Refuse while sessions stand in the way")
+    refused = result.task(REFUSAL)
     assert refused["failed"] and str(blocker_pid) in refused["msg"]
     assert database.current_revisions() == ["0003_jobs_queue_index"]

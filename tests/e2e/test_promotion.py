@@ -131,6 +131,8 @@ def test_staging_evidence_lets_production_deploy_the_same_release(stacks, stagin
         "succeeded",
         entry["id"],
     )
+    # staging requires no promotion itself
+    assert evidence["promotion"] == "not_required"
     assert (evidence["plan_hash"], evidence["revision_from"], evidence["revision_to"]) == (
         entry["plan_hash"],
         None,

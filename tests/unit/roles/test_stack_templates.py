@@ -19,8 +19,10 @@ import pytest
 import yaml
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.parsing.dataloader import DataLoader
 from ansible.plugins.filter.core import FilterModule as CoreFilters
 from ansible.plugins.test.core import TestModule as CoreTests
+from ansible.template import Templar, trust_as_template
 from test_argument_specs import PlaybookLoader
 
 from ansible_collections.safedeploy.migrations.plugins.filter import compose
@@ -333,3 +335,59 @@ def test_every_stack_variable_of_the_templates_is_covered():
         "stack_postgres_publish",
     }
     assert sorted(used - covered - derived) == []
+
+
+def ansible_value(template: str, variables: dict):
+    """A task's template as Ansible makes it: its undefined, filters and native types, its vars templated lazily."""
+    trusted = {name: trust_as_template(value) if isinstance(value, str) else value for name, value in variables.items()}
+    return Templar(loader=DataLoader(), variables=trusted).template(trust_as_template(template))
+
+
+def container(service: str, image_id: str = "sha256:" + "a" * 64, state: str = "running", release: str = RELEASE):
+    return dict(
+        service=service,
+        name="stack-%s-1" % service,
+        state=state,
+        status=state,
+        image="app:" + RELEASE,
+        image_id=image_id,
+        release=release,
+    )
+
+
+@pytest.mark.parametrize(
+    "unhealthy, containers, expected",
+    [
+        ([], [container("app"), container("worker")], []),
+        (["stack-app-1: no answer"], [container("app"), container("worker")], ["did not become healthy"]),
+        (
+            [],
+            [container("app"), container("worker", image_id="sha256:" + "b" * 64)],
+            [RELEASE + " is not what runs: stack-worker-1 runs app:1.2.3 (bbbbbbbbbbbb"],
+        ),
+        ([], [container("app"), container("worker", release="1.1.0")], ["release label 1.1.0"]),
+        ([], [container("app")], [RELEASE + " is not what runs: worker is not running (no container)"]),
+        (
+            ["stack-app-1: 500 boom"],
+            [container("app"), container("worker", state="exited")],
+            ["did not become healthy", "stack-app-1: 500 boom", "worker is not running (exited)"],
+        ),
+    ],
+)
+def test_the_health_gate_names_every_reason_the_release_is_refused(unhealthy, containers, expected):
+    gate = task(
+        ROLE / "tasks" / "services.yml",
+        "Fail when the app never got healthy or the release does not run on its own image",
+    )
+    scope = stack_vars(
+        stack_unhealthy=unhealthy,
+        stack_service_containers=containers,
+        stack_containers={entry["service"]: entry for entry in containers},
+        stack_release_image_ids={"app": "sha256:" + "a" * 64, "worker": "sha256:" + "a" * 64},
+        stack_shape={"images": {"app": "app:" + RELEASE, "worker": "app:" + RELEASE}},
+        stack_app_services=["app"],
+    )
+    scope.update(gate["vars"])
+    assert ansible_value("{{ %s }}" % gate["when"], scope) is bool(expected)
+    message = ansible_value(gate["ansible.builtin.fail"]["msg"], scope)
+    assert all(part in message for part in expected), message
