@@ -8,7 +8,9 @@ One invocation, every case on this machine's docker engine with the example app:
   - update with one trivial revision (1.1.0 -> 1.2.0, an index on an empty table): deploy.yml on one project
     against the seed's hand-run update (stop app and worker, run the migration service, start app and worker) on
     another, and against the seed's full documented procedure (its backup script's `pg_dump` through `docker exec`,
-    then the same stop, migration service and start, then `curl /health`) on a third;
+    then the same stop, migration service and start, then `curl /health`) on a third; and deploy.yml with
+    deploy_strategy=stop_the_world on a fourth, the hand-run update's own strategy (the first deploy picks online: the
+    plan is backward compatible and a proxy runs, so it replaces the app's replicas with no failed request);
 the number of tasks each deploy ran, and the slowest tasks of the no-op and update deploys
 (ansible.posix.profile_tasks), with the update's tasks summed by kind (STEP_KINDS): the migration and the stop/start
 have counterparts in the hand-run update, the backup, plan, lock, ledger, files and report do not. Prints medians
@@ -89,11 +91,11 @@ def full_procedure(target) -> None:
         answer.read()
 
 
-def profiled_deploy(target, version: str) -> tuple[float, list, int]:
+def profiled_deploy(target, version: str, **extra) -> tuple[float, list, int]:
     """deploy.yml with the timing callback: its wall time, its slowest tasks and how many tasks it ran."""
     start = time.monotonic()
     done = subprocess.run(
-        target.command("deploy.yml", app_version=version),
+        target.command("deploy.yml", app_version=version, **extra),
         env=dict(target.environment, **PROFILE),
         capture_output=True,
         text=True,
@@ -128,9 +130,10 @@ def main() -> None:
     prepare_images()
     figures: dict = {"noop": {"manual": [], "deploy": []}}
     with tempfile.TemporaryDirectory(prefix="bench-deploy-overhead-") as scratch:
-        targets = [deployed(Path(scratch) / name) for name in ("playbook", "hand-run", "full-procedure")]
+        names = ("playbook", "stop-the-world", "hand-run", "full-procedure")
+        targets = [deployed(Path(scratch) / name) for name in names]
         try:
-            playbook_target, hand_target, full_target = targets
+            playbook_target, stop_target, hand_target, full_target = targets
             manual_check(playbook_target)  # warm-up: the image's first start, the page cache
             for _run in range(args.repeat):
                 figures["noop"]["manual"].append(timed(lambda: manual_check(playbook_target)))
@@ -141,6 +144,9 @@ def main() -> None:
             figures["update"]["full_procedure"] = timed(lambda: full_procedure(full_target))
             figures["update"]["deploy"], update_profile, figures["update_tasks"] = profiled_deploy(
                 playbook_target, TO_VERSION
+            )
+            figures["update"]["deploy_stop_the_world"], _profile, figures["update_stop_the_world_tasks"] = (
+                profiled_deploy(stop_target, TO_VERSION, deploy_strategy="stop_the_world")
             )
             figures["update_steps"] = step_kinds(update_profile)
             figures["update_added"] = sum(list(figures["update_steps"].values())[HAND_RUN_KINDS:])
@@ -163,14 +169,19 @@ def report(figures: dict) -> None:
     print("%-58s %9.1f" % ("update %s: hand-run stop/migrate/start" % releases, update["manual"]))
     print("%-58s %9.1f" % ("update %s: the seed's full procedure" % releases, update["full_procedure"]))
     print("%-58s %9.1f" % ("update %s: deploy.yml" % releases, update["deploy"]))
+    print("%-58s %9.1f" % ("update %s: deploy.yml stop_the_world" % releases, update["deploy_stop_the_world"]))
     print("ratio no-op deploy / manual check: %.2f (target <= 1.5)" % (noop_deploy / noop_manual))
     print("ratio update deploy / hand-run update: %.2f (target <= 4)" % (update["deploy"] / update["manual"]))
     print(
         "ratio update deploy / the seed's full procedure: %.2f (target <= 2)"
         % (update["deploy"] / update["full_procedure"])
     )
-    tasks = (figures["noop_tasks"], figures["update_tasks"])
-    print("tasks run: no-op deploy %d, update deploy %d (target <= 40)" % tasks)
+    print(
+        "ratio update deploy stop_the_world / hand-run update (the same strategy): %.2f"
+        % (update["deploy_stop_the_world"] / update["manual"])
+    )
+    tasks = (figures["noop_tasks"], figures["update_tasks"], figures["update_stop_the_world_tasks"])
+    print("tasks run: no-op deploy %d, update deploy %d, stop_the_world %d (target <= 40)" % tasks)
     for case in ("noop", "update"):
         print("slowest tasks of the %s deploy:" % case)
         for task, seconds in figures[case + "_profile"]:

@@ -67,6 +67,11 @@ def deploy_overhead_view(figures: dict | None) -> dict | None:
         "update_manual": update["manual"],
         "update_full_procedure": update.get("full_procedure"),
         "update_deploy": update["deploy"],
+        "update_deploy_stop_the_world": update.get("deploy_stop_the_world"),
+        "update_stop_the_world_ratio": (
+            update["deploy_stop_the_world"] / update["manual"] if update.get("deploy_stop_the_world") else None
+        ),
+        "update_stop_the_world_tasks": figures.get("update_stop_the_world_tasks"),
         "noop_ratio": noop_deploy / noop_manual,
         "update_ratio": update["deploy"] / update["manual"],
         "update_full_ratio": update["deploy"] / update["full_procedure"] if update.get("full_procedure") else None,
