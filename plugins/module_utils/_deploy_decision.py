@@ -11,14 +11,17 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from ansible_collections.safedeploy.migrations.plugins.module_utils._migration_reach import long_reach
+
 # docker's status of a container whose healthcheck failed or has not passed yet
 NOT_HEALTHY = re.compile(r"[(](unhealthy|health: starting)[)]")
 PROXY_SERVICE = "safedeploy-proxy"
 STRATEGIES = ("auto", "online", "stop_the_world")
 ON_FAILURE = ("downgrade", "restore", "none")
 PLAN_SUMMARY_KEYS = ("pending", "backward_compatible", "rollback_method")
-# a backup that may take longer than this runs under Ansible's async, which prints a status line at each poll; a
-# shorter one runs plainly, since async costs it at least one poll interval and an async_status module run
+# a backup or migration that may take longer than this runs under Ansible's async, which prints a status line at each
+# poll and goes on when the controller goes away; a shorter one runs plainly, since async costs it at least one poll
+# interval and an async_status module run
 ASYNC_AFTER_SECONDS = 10
 
 
@@ -174,6 +177,7 @@ def deploy_decision(
     proxied_service: str,
     on_failure: str,
     last_succeeded=None,
+    rehearsal=None,
     async_after_seconds: float = ASYNC_AFTER_SECONDS,
 ) -> dict:
     """What this deploy does, given migration_plan_info's plan and what runs.
@@ -196,6 +200,8 @@ def deploy_decision(
         "rescue_method": rescue_method(on_failure, summary, plan),
     }
     decision["backup_async"] = backup_async(last_succeeded, async_after_seconds)
+    decision["migration_async_reason"] = migration_async_reason(plan, rehearsal, async_after_seconds)
+    decision["migration_async"] = decision["migration_async_reason"] is not None
     decision["refusal"] = online_refusal(decision["strategy_chosen"], proxy, proxied_service)
     decision["summary"] = decision_summary(decision, previous_version, app_version, strategy)
     return decision
@@ -237,12 +243,29 @@ def backup_async(last_succeeded, after_seconds: float) -> bool:
     """Whether the backup may take after_seconds or more, and so runs under async with a status line at each poll.
 
     Long unless the last successful deploy's backup took less: a database grows slowly, and a first deploy or one
-    after a slow backup is long. (The migration always runs under async: on the host it goes on when the controller
-    or its SSH connection goes away.)
+    after a slow backup is long.
     """
     durations = ((last_succeeded or {}).get("details") or {}).get("durations") or {}
     last_backup = seconds(durations.get("backup"))
     return last_backup is None or last_backup >= after_seconds
+
+
+def migration_async_reason(plan, rehearsal, after_seconds: float) -> str | None:
+    """Why the migration may take after_seconds or more and runs under async (it then goes on when the controller or
+    its SSH connection goes away), or None when it is short and runs plainly.
+
+    A rehearsal of the same plan measured it on a copy of the data; without one, the plan's reach decides: only the
+    catalog and new or small tables is short. An after_seconds of 0 runs every migration under async.
+    """
+    if after_seconds <= 0:
+        return "deploy_async_after_seconds is 0"
+    rehearsal = as_mapping(rehearsal)
+    rehearsed = seconds(rehearsal.get("duration_seconds"))
+    if rehearsed is not None and rehearsal.get("plan_hash") == plan.get("plan_hash"):
+        if rehearsed >= after_seconds:
+            return "its rehearsal took %.1f s" % rehearsed
+        return None
+    return long_reach(plan)
 
 
 def seconds(value) -> float | None:

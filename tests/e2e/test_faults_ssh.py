@@ -80,6 +80,8 @@ def test_a_cut_during_the_migration_leaves_it_running_and_the_run_completes_once
         restore(loopback_sshd)
     playbook = finish(process)
     assert playbook.rc == 0, playbook.failures()
+    # the slow revision's SELECT pg_sleep() names no table: the decision made the migration an async job
+    assert "ansible_job_id" in playbook.task("Migrate the database with the scripts of 1.4.0-slow")
     outcomes = [(entry["app_version_to"], entry["outcome"]) for entry in ssh_target.ledger()]
     assert outcomes == [("1.1.0", "succeeded"), ("1.4.0-slow", "succeeded")]
     assert_consistent(ssh_target, "1.4.0-slow")

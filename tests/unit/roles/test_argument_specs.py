@@ -17,9 +17,10 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 REPO = Path(__file__).resolve().parents[3]
 ROLES = sorted(path for path in (REPO / "roles").iterdir() if path.is_dir())
-# entry points that other roles include for one step (meta/argument_specs.yml says which): they validate what their
-# callers pass, not the role's defaults, since Ansible validates only the options an entry point names
-STEP_ENTRY_POINTS = {("deploy", "lock_or_refuse"), ("deploy", "restore")}
+# entry points that run the role's whole job (a playbook's): they validate the role's defaults too. The others are
+# entered by other roles for one step: they validate what their callers pass, since Ansible validates only the
+# options an entry point names
+WHOLE_ENTRY_POINTS = {"main", "plan_and_migrate", "roll", "finish"}
 ROLE_INCLUDES = ("ansible.builtin.include_role", "ansible.builtin.import_role", "include_role", "import_role")
 
 
@@ -48,6 +49,24 @@ def entry_points(role: Path) -> list:
     return [pytest.param(role, name, id="%s-%s" % (role.name, name)) for name in argument_specs(role)]
 
 
+def step_entry_points() -> list:
+    return [
+        pytest.param(role, name, id="%s-%s" % (role.name, name))
+        for role in ROLES
+        for name in argument_specs(role)
+        if name not in WHOLE_ENTRY_POINTS
+    ]
+
+
+def includes_of_roles() -> list:
+    """(file, role name, tasks_from) of every include_role/import_role in the playbooks and the roles' tasks."""
+    found = []
+    for path in sorted((REPO / "playbooks").rglob("*.yml")) + sorted((REPO / "roles").glob("*/tasks/*.yml")):
+        for include in role_includes(yaml.load(path.read_text(), Loader=PlaybookLoader)):
+            found.append((path.relative_to(REPO), include.get("name"), str(include.get("tasks_from", "main"))))
+    return found
+
+
 def role_includes(node):
     """Every include_role/import_role argument dict under a parsed YAML document."""
     if isinstance(node, dict):
@@ -68,16 +87,31 @@ def test_every_role_has_an_argument_spec_for_main(role):
 
 @pytest.mark.parametrize(("role", "entry_point"), [param for role in ROLES for param in entry_points(role)])
 def test_the_options_cover_every_default(role, entry_point):
-    if (role.name, entry_point) in STEP_ENTRY_POINTS:
+    if entry_point not in WHOLE_ENTRY_POINTS:
         pytest.skip("an entry point other roles include for one step validates its own options only")
     options = argument_specs(role)[entry_point].get("options", {})
     assert sorted(set(defaults(role)) - set(options)) == []
 
 
-def test_a_step_entry_point_documents_what_its_callers_pass_and_requires_it():
-    for role_name, entry_point in STEP_ENTRY_POINTS:
-        options = argument_specs(REPO / "roles" / role_name)[entry_point]["options"]
-        assert options and all(option.get("required") for option in options.values()), (role_name, entry_point)
+@pytest.mark.parametrize(("role", "entry_point"), step_entry_points())
+def test_a_step_entry_point_names_only_what_its_role_reads(role, entry_point):
+    options = argument_specs(role)[entry_point].get("options", {})
+    tasks = "\n".join(path.read_text() for path in sorted((role / "tasks").glob("*.yml")))
+    assert [name for name in options if name not in tasks] == []
+    if (role.name, entry_point) in {("deploy", "lock_or_refuse"), ("deploy", "restore")}:
+        # the deploy lock's callers name the environment, phase, release and holder every time
+        assert options and all(option.get("required") for option in options.values())
+
+
+def test_every_include_of_a_role_enters_it_at_an_entry_point():
+    """No role reaches into another role's private task files: each tasks_from is an entry point of its spec."""
+    entry_points_by_role = {"safedeploy.migrations." + role.name: set(argument_specs(role)) for role in ROLES}
+    private = [
+        "%s: %s %s" % (path, name, tasks_from)
+        for path, name, tasks_from in includes_of_roles()
+        if name in entry_points_by_role and tasks_from not in entry_points_by_role[name]
+    ]
+    assert private == []
 
 
 @pytest.mark.parametrize(("role", "entry_point"), [param for role in ROLES for param in entry_points(role)])
@@ -94,12 +128,9 @@ def test_every_plain_default_satisfies_its_option(role, entry_point):
 def test_includes_of_an_entry_point_name_it_without_the_extension():
     """`tasks_from: plan_and_migrate.yml` looks for an entry point called `plan_and_migrate.yml`: none is validated."""
     entry_points_by_role = {"safedeploy.migrations." + role.name: set(argument_specs(role)) for role in ROLES}
-    unvalidated = []
-    for path in sorted((REPO / "playbooks").rglob("*.yml")) + sorted((REPO / "roles").glob("*/tasks/*.yml")):
-        for include in role_includes(yaml.load(path.read_text(), Loader=PlaybookLoader)):
-            tasks_from = str(include.get("tasks_from", "main"))
-            if tasks_from.rsplit(".", 1)[0] in entry_points_by_role.get(
-                include.get("name"), ()
-            ) and tasks_from.endswith((".yml", ".yaml")):
-                unvalidated.append("%s: %s" % (path.relative_to(REPO), tasks_from))
+    unvalidated = [
+        "%s: %s" % (path, tasks_from)
+        for path, name, tasks_from in includes_of_roles()
+        if tasks_from.rsplit(".", 1)[0] in entry_points_by_role.get(name, ()) and tasks_from.endswith((".yml", ".yaml"))
+    ]
     assert unvalidated == []

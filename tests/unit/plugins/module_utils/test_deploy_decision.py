@@ -216,10 +216,24 @@ def test_two_heads_are_unchanged_in_any_order(current, unchanged):
 
 
 # migration_plan_info's plan of 1.3.0 from 0003: one backward-compatible revision, downgradable
+# 0004 adds a nullable column to customer, a table of 8 KiB
+ADD_COLUMN = {
+    "kind": "ALTER TABLE",
+    "bookkeeping": False,
+    "relations": [{"relation": "customer", "rewrites_table": False, "scans_table": False}],
+}
 PLAN = {
     "from_revision": "0003",
     "to_revision": "0004",
+    "plan_hash": "5e88",
     "summary": {"pending": 1, "backward_compatible": True, "rollback_method": "downgrade"},
+    "revisions": [
+        {
+            "revision": "0004",
+            "statements": [ADD_COLUMN],
+            "relations": [{"relation": "customer", "exists": True, "total_bytes": 8192}],
+        }
+    ],
 }
 RUNNING = dict(
     app_version="1.3.0",
@@ -248,6 +262,9 @@ def test_a_decision_reads_the_plan_and_says_what_it_does():
         "rescue_method": "downgrade",
         # no earlier backup to judge by: the backup may be long
         "backup_async": True,
+        # a column added to a small table: the migration is short
+        "migration_async": False,
+        "migration_async_reason": None,
         "refusal": None,
         "summary": "deploying 1.2.0 -> 1.3.0: 1 revision(s) 0003 -> 0004, strategy online (asked: auto), on failure "
         "downgrade",
@@ -278,6 +295,48 @@ def succeeded(backup_seconds) -> dict:
 )
 def test_only_a_backup_that_may_take_long_runs_under_async(inputs, expected):
     assert deploy_decision(PLAN, **dict(RUNNING, **inputs))["backup_async"] is expected
+
+
+# a backfill of customer, 2 GiB
+BACKFILL = {"kind": "UPDATE", "bookkeeping": False, "relations": [{"relation": "customer"}]}
+BIG = [{"relation": "customer", "exists": True, "total_bytes": 2 << 30}]
+BACKFILL_REACH = "0004: UPDATE reads customer (2147483648 bytes)"
+
+
+def rehearsed(seconds, plan_hash="5e88") -> dict:
+    """rehearse.yml's record of this release."""
+    return {"plan_hash": plan_hash, "duration_seconds": seconds, "attempts": 1}
+
+
+def revisions(statements, relations) -> dict:
+    return {"revisions": [{"revision": "0004", "statements": statements, "relations": relations}]}
+
+
+@pytest.mark.parametrize(
+    ("plan", "inputs", "expected"),
+    [
+        # the plan's reach decides without a rehearsal
+        ({}, {}, None),
+        (revisions([BACKFILL], BIG), {}, BACKFILL_REACH),
+        (revisions([], []), {}, None),
+        # a rehearsal of the same plan measured it, on a copy of the data: its seconds decide either way
+        (revisions([BACKFILL], BIG), {"rehearsal": rehearsed(3.2)}, None),
+        ({}, {"rehearsal": rehearsed(42)}, "its rehearsal took 42.0 s"),
+        ({}, {"rehearsal": rehearsed("10")}, "its rehearsal took 10.0 s"),
+        # a rehearsal of another plan, or without seconds, says nothing of this one
+        (revisions([BACKFILL], BIG), {"rehearsal": rehearsed(3.2, "0ther")}, BACKFILL_REACH),
+        ({}, {"rehearsal": rehearsed(None)}, None),
+        ({}, {"rehearsal": "not a record"}, None),
+        # 0 keeps every migration async, the threshold is the caller's
+        ({}, {"async_after_seconds": 0}, "deploy_async_after_seconds is 0"),
+        ({}, {"rehearsal": rehearsed(3.2), "async_after_seconds": 3}, "its rehearsal took 3.2 s"),
+        # a plan without its revisions cannot be judged short
+        ({"revisions": None}, {}, "the plan lists no revisions"),
+    ],
+)
+def test_only_a_migration_that_may_take_long_runs_under_async(plan, inputs, expected):
+    decision = deploy_decision(dict(PLAN, **plan), **dict(RUNNING, **inputs))
+    assert (decision["migration_async"], decision["migration_async_reason"]) == (expected is not None, expected)
 
 
 @pytest.mark.parametrize(
