@@ -160,7 +160,10 @@ def resolved_config(module: AnsibleModule, docker: str) -> dict | None:
     params = module.params
     argv = config_argv(docker, params["project_src"], params["project_name"], params["files"], params["env_files"])
     environ = {name: str(value) for name, value in params["env"].items()}
-    rc, stdout, stderr = module.run_command(argv, cwd=params["project_src"], environ_update=environ)
+    # the files and names reach docker as given: run_command would expand a $VAR or ~ in them
+    rc, stdout, stderr = module.run_command(
+        argv, cwd=params["project_src"], environ_update=environ, expand_user_and_vars=False
+    )
     if rc == 0:
         return json.loads(stdout)
     message = unreadable_message(params["project_src"], params["files"], params["env_files"], stderr)
@@ -182,7 +185,8 @@ def main() -> None:
                 config, module.params["services"], database=module.params["database"], proxy=module.params["proxy"]
             )
         for image in wanted_images(images):
-            image_id = inspected(image, *module.run_command([docker, "image", "inspect", "--format", "{{.Id}}", image]))
+            inspect = [docker, "image", "inspect", "--format", "{{.Id}}", image]
+            image_id = inspected(image, *module.run_command(inspect, expand_user_and_vars=False))
             if image_id:
                 result["present"][image] = image_id
             else:

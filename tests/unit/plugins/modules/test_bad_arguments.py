@@ -31,6 +31,7 @@ PACKAGE = "ansible_collections.safedeploy.migrations.plugins.modules"
 MODULES = (
     "alembic_info",
     "alembic_migrate",
+    "compose_images_info",
     "deploy_finish",
     "deploy_ledger",
     "deploy_ledger_info",
@@ -42,7 +43,10 @@ MODULES = (
     "pg_lock_info",
     "pg_preflight",
     "pg_restore",
+    "stack_files",
 )
+# modules that talk to docker or the file system, not to PostgreSQL: no login options
+WITHOUT_DATABASE = ("compose_images_info", "stack_files")
 RUNNER = Path(__file__).with_name("forked_module_runner.py")
 WORKERS = 2
 CASE_TIMEOUT = 30.0
@@ -233,6 +237,8 @@ def module_cases(module_name: str) -> list[Case]:
     cases = []
     for name, option in spec.items():
         no_log, kind = bool(option.get("no_log")), option.get("type", "str")
+        # Ansible expands each element of a list of paths as it expands a path
+        kind = "path" if option.get("elements") == "path" else kind
         cases += [Case(module_name, name, label, value, no_log, kind) for label, value in bad_values(name, option)]
         for sub_name, sub_option in (option.get("options") or {}).items():
             sub_no_log, sub_kind = no_log or bool(sub_option.get("no_log")), sub_option.get("type", "str")
@@ -262,6 +268,8 @@ def base_arguments(module_name: str, work: Path, port: int) -> dict:
         "login_password": LOGIN_PASSWORD,
         "login_db": "erp",
     }
+    if module_name in WITHOUT_DATABASE:
+        arguments = {}
     if module_name in ("alembic_info", "alembic_migrate", "migration_plan_info"):
         arguments.update(
             runner=[str(work / "no-such-alembic"), "-c", "alembic.ini"],
@@ -287,6 +295,14 @@ def base_arguments(module_name: str, work: Path, port: int) -> dict:
             "pg_backup": {"dest": str(work / "backups")},
             "pg_preflight": {"relations": ["public.orders"]},
             "pg_restore": {"src": str(work / BACKUP_NAME)},
+            # the compose file does not exist: a run past validation fails on it
+            "compose_images_info": {"project_src": str(work), "files": ["compose.yml"]},
+            # in check mode, so that a run past validation compares and writes nothing into the sandbox
+            "stack_files": {
+                "path": str(work / "stack"),
+                "files": [{"name": "compose.yml", "content": "services: {}"}],
+                "_ansible_check_mode": True,
+            },
         }.get(module_name, {})
     )
     return arguments
