@@ -155,8 +155,8 @@ def argument_spec() -> dict:
     )
 
 
-def resolved_config(module: AnsibleModule, docker: str) -> dict | None:
-    """compose's resolved configuration, None when it cannot read the files and that is not a failure."""
+def resolved_config(module: AnsibleModule, docker: str) -> tuple[dict | None, str]:
+    """(compose's resolved configuration, None) or (None, why compose cannot read the files)."""
     params = module.params
     argv = config_argv(docker, params["project_src"], params["project_name"], params["files"], params["env_files"])
     environ = {name: str(value) for name, value in params["env"].items()}
@@ -165,35 +165,39 @@ def resolved_config(module: AnsibleModule, docker: str) -> dict | None:
         argv, cwd=params["project_src"], environ_update=environ, expand_user_and_vars=False
     )
     if rc == 0:
-        return json.loads(stdout)
-    message = unreadable_message(params["project_src"], params["files"], params["env_files"], stderr)
-    if params["fail_unreadable"]:
-        module.fail_json(msg=message)
-    module.exit_json(changed=False, resolved=False, unresolved=message, images={}, present={}, missing=[])
-    return None
+        return json.loads(stdout), ""
+    return None, unreadable_message(params["project_src"], params["files"], params["env_files"], stderr)
+
+
+def images_on_host(module: AnsibleModule, docker: str, config: dict) -> dict:
+    """The release's images, which of them the host has (by id) and which it lacks, and the stack's shape if asked."""
+    params = module.params
+    images = service_images(config)
+    result = dict(changed=False, resolved=True, images=images, present={}, missing=[])
+    if params["services"] is not None:
+        result["shape"] = compose_shape(config, params["services"], database=params["database"], proxy=params["proxy"])
+    for image in wanted_images(images):
+        inspect = [docker, "image", "inspect", "--format", "{{.Id}}", image]
+        image_id = inspected(image, *module.run_command(inspect, expand_user_and_vars=False))
+        if image_id:
+            result["present"][image] = image_id
+        else:
+            result["missing"].append(image)
+    return result
 
 
 def main() -> None:
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     docker = module.get_bin_path("docker", required=True)
-    config = resolved_config(module, docker)
+    config, unreadable = resolved_config(module, docker)
+    if config is None and module.params["fail_unreadable"]:
+        module.fail_json(msg=unreadable)
+    if config is None:
+        module.exit_json(changed=False, resolved=False, unresolved=unreadable, images={}, present={}, missing=[])
     try:
-        images = service_images(config)
-        result = dict(changed=False, resolved=True, images=images, present={}, missing=[])
-        if module.params["services"] is not None:
-            result["shape"] = compose_shape(
-                config, module.params["services"], database=module.params["database"], proxy=module.params["proxy"]
-            )
-        for image in wanted_images(images):
-            inspect = [docker, "image", "inspect", "--format", "{{.Id}}", image]
-            image_id = inspected(image, *module.run_command(inspect, expand_user_and_vars=False))
-            if image_id:
-                result["present"][image] = image_id
-            else:
-                result["missing"].append(image)
+        module.exit_json(**images_on_host(module, docker, config))
     except ComposeError as error:
         module.fail_json(msg=str(error))
-    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ from storefront_stack import COMPOSE_FILE_NAME, STOREFRONT
 from team_stack import HEADS, TeamTarget, get, revision
 
 # the team's own proxy, in front of web: it finds web's replicas by name on every request, as an online deploy needs
+# a file the edge serves that is no UTF-8 text: it must reach the host byte for byte, without a deprecation warning
+EDGE_BANNER = "Caf\u00e9 \u00e0 la carte\n".encode("latin-1") + bytes(range(256))
 EDGE_CONF = """resolver 127.0.0.11 valid=1s ipv6=off;
 server {
     listen 80;
@@ -57,10 +59,14 @@ def edge_team(tmp_path_factory, installed_collection, storefront_images):
         storefront_images(version)
     root = tmp_path_factory.mktemp("edge")
     (root / "edge-nginx.conf").write_text(EDGE_CONF)
+    (root / "banner.bin").write_bytes(EDGE_BANNER)
     port = free_port()
     machine_vars = {
         "stack_proxy": "edge",
-        "stack_compose_extra_files": [{"src": str(root / "edge-nginx.conf"), "dest": "edge/nginx.conf"}],
+        "stack_compose_extra_files": [
+            {"src": str(root / "edge-nginx.conf"), "dest": "edge/nginx.conf"},
+            {"src": str(root / "banner.bin"), "dest": "edge/banner.bin"},
+        ],
     }
     target = TeamTarget(
         root, installed_collection, name="edge", compose_text=with_own_proxy(port), machine_vars=machine_vars
@@ -101,6 +107,8 @@ def test_the_team_s_own_proxy_serves_an_online_update_without_a_failed_request(e
         update = edge_team.deploy("1.1.0")
     assert update.rc == 0, update.failures()
     assert len(load.answers) > 100 and load.failed == [], (len(load.answers), load.failed[:10])
+    assert (edge_team.stack_dir / "edge" / "banner.bin").read_bytes() == EDGE_BANNER
+    assert "could not be decoded" not in update.stdout + update.stderr
     assert edge_team.ledger()[-1][:4] == ("deploy", "1.1.0", "succeeded", "online")
 
 
