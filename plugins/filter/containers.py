@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 """A compose project's containers as the roles read them from community.docker.docker_host_info: compose_containers,
-containers_by_service."""
+containers_by_service, running_services."""
 
 from __future__ import annotations
 
@@ -57,6 +57,18 @@ def containers_by_service(summaries) -> dict:
     return {summary["service"]: summary for summary in sorted(summaries, key=lambda summary: summary["state"] or "")}
 
 
+def running_services(summaries, exclude=()) -> list:
+    """The services with a running container, sorted, but those in exclude (compose_containers' summaries)."""
+    if not isinstance(summaries, list):
+        raise AnsibleFilterError("running_services: expects the list compose_containers returns")
+    running = {summary["service"] for summary in summaries if summary.get("state") == "running"}
+    return sorted(service for service in running - set(exclude or ()) if service)
+
+
 class FilterModule:
     def filters(self):
-        return {"compose_containers": compose_containers, "containers_by_service": containers_by_service}
+        return {
+            "compose_containers": compose_containers,
+            "containers_by_service": containers_by_service,
+            "running_services": running_services,
+        }

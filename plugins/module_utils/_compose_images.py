@@ -47,6 +47,9 @@ def named_services(services: dict) -> dict:
     return named
 
 
+KEPT_UP_RESTART = ("always", "unless-stopped")
+
+
 def compose_shape(config, services, database: bool = True, proxy: str = "") -> dict:
     """The stack as `docker compose config --format json` resolved it, reduced to what the roles need.
 
@@ -66,11 +69,14 @@ def compose_shape(config, services, database: bool = True, proxy: str = "") -> d
             % (", ".join(missing), ", ".join(sorted(defined)))
         )
     release = named["app"] + named["workers"]
+    others = sorted(set(defined) - set(release) - set(named["migration"]) - set(named["database"]))
     return {
         "services": sorted(defined),
         "images": {name: (defined[name] or {}).get("image", "") for name in sorted(defined)},
         # the services a deploy never stops: what the team's file runs beside the app (redis, exporters, a proxy)
-        "others": sorted(set(defined) - set(release) - set(named["migration"]) - set(named["database"])),
+        "others": others,
+        # those compose restarts whenever they stop (not one-shot jobs): one found stopped was stopped by someone
+        "kept_up": [name for name in others if (defined[name] or {}).get("restart") in KEPT_UP_RESTART],
         "release_services": release,
         "release_images": sorted({(defined[name] or {}).get("image", "") for name in release + named["migration"]}),
     }

@@ -47,24 +47,48 @@ def quick_look(
 
     ledger is deploy_ledger_info's result (last, current_revisions, deploy_locks); containers, containers_by_service
     and release_up are the stack role's stack_service_containers, stack_containers and stack_release_up. The reason
-    names the first difference, in the order the tests are made.
+    names the first difference, in the order the tests are made. beside_stopped lists the services beside the release
+    that ran when the last deploy finished and do not now, for the nothing-to-do stop to start again.
     """
     ledger = as_mapping(ledger)
     last = as_mapping(ledger.get("last"))
     details = as_mapping(last.get("details"))
     recorded = recorded_images(details, host)
     release = [container for container in containers if container.get("service") in release_services]
+    stopped = beside_stopped(details, host, containers_by_service)
     difference = (
         ledger_difference(ledger, last, details, app_version, revision)
         or release_difference(recorded, host, release_up, release_services)
         or container_difference(release, recorded, app_version)
         or proxy_difference(proxy, containers_by_service)
         or database_difference(database_enabled, database_service, containers_by_service)
+        or beside_difference(stopped, containers_by_service)
     )
     if difference:
-        return {"unchanged": False, "reason": difference}
+        return {"unchanged": False, "reason": difference, "beside_stopped": stopped}
     reason = "%s runs on revision %s as deploy %s left it" % (app_version, last.get("revision_to"), last.get("id"))
-    return {"unchanged": True, "reason": reason}
+    return {"unchanged": True, "reason": reason, "beside_stopped": stopped}
+
+
+def beside_stopped(details: Mapping, host: str, containers_by_service: dict) -> list:
+    """The services beside the release (the team's redis, a search engine) that ran when the last deploy finished on
+    this host (finish.yml's running_beside) and do not now. One that had exited by then (a one-shot job) is not."""
+    recorded = as_mapping(details.get("running_beside")).get(host)
+    services = [str(service) for service in recorded] if isinstance(recorded, list) else []
+    return [service for service in services if state_of(service, containers_by_service) != "running"]
+
+
+def state_of(service: str, containers_by_service: dict) -> str:
+    return (containers_by_service.get(service) or {}).get("state") or "missing"
+
+
+def beside_difference(stopped: list, containers_by_service: dict) -> str | None:
+    if not stopped:
+        return None
+    return "service %s is %s; it ran when the last deploy finished" % (
+        stopped[0],
+        state_of(stopped[0], containers_by_service),
+    )
 
 
 def as_mapping(value) -> Mapping:

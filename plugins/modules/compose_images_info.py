@@ -122,6 +122,7 @@ shape:
     services: [app, migration, postgres, worker]
     images: {"app": "shop:1.2.0", "migration": "shop:1.2.0", "postgres": "postgres:16", "worker": "shop:1.2.0"}
     others: []
+    kept_up: []
     release_services: [app, worker]
     release_images: ["shop:1.2.0"]
 """

@@ -20,6 +20,7 @@ import pytest
 pytest.register_assert_rewrite("compose_stack", "installed_collection", "storefront_stack", "team_stack")
 pytest_plugins = ("compose_stack", "installed_collection", "storefront_stack")
 
+from compose_stack import docker
 from conftest import files_holding
 from deploy_hooks import POINTS, hook_files, hooks_run
 from http_load import Load
@@ -106,6 +107,18 @@ def test_a_rerun_changes_nothing(team, runs):
     assert changed(playbook) == 0
     assert "unchanged since deploy" in playbook.task("Report nothing to do")["msg"]
     assert team.containers() == before and len(team.ledger()) == 1
+
+
+def test_a_rerun_with_redis_stopped_by_hand_starts_it_again(team, runs):
+    docker("stop", *[name for name, _image, state, _at in team.containers()["redis"] if state == "running"])
+    playbook = runs("deploy", app_version="1.0.0")
+    assert playbook.rc == 0, playbook.failures()
+    # the last deploy recorded redis running beside the release: the quick look takes the long way, which starts it
+    look = playbook.task("Note whether the stack runs as the last successful deploy left it")["ansible_facts"]
+    assert look["deploy_unchanged_reason"] == "service redis is exited; it ran when the last deploy finished"
+    assert "no migration pending" in playbook.task("Report nothing to do")["msg"]
+    assert {state for _name, _image, state, _at in team.containers()["redis"]} == {"running"}
+    assert len(team.ledger()) == 1
 
 
 def test_check_mode_of_an_update_shows_the_sql_without_a_secret(team, runs):

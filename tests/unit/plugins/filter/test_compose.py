@@ -29,12 +29,15 @@ TEAM_CONFIG = {
     "name": "storefront",
     "services": {
         "postgres": {"image": "postgres:15-bookworm", "environment": {"POSTGRES_PASSWORD": "secret"}},
-        "redis": {"image": "redis:7-bookworm"},
+        "redis": {"image": "redis:7-bookworm", "restart": "unless-stopped"},
+        # a one-shot job beside the app, and a service compose does not restart
+        "seed-search": {"image": "storefront:1.1.0", "restart": "on-failure"},
+        "exporter": {"image": "exporter:1"},
         "migration": {"image": "storefront:1.1.0", "environment": {"SECRET_KEY": "secret"}},
         "web": {"image": "storefront:1.1.0", "environment": {"SECRET_KEY": "secret"}},
         "worker-emails": {"image": "storefront:1.1.0"},
         "worker-reports": {"image": "storefront-reports:1.1.0"},
-        "safedeploy-proxy": {"image": "nginx:stable-bookworm"},
+        "safedeploy-proxy": {"image": "nginx:stable-bookworm", "restart": "always"},
     },
 }
 
@@ -131,17 +134,31 @@ def test_networks_of_a_missing_service():
 def test_shape_of_a_team_stack_keeps_no_environment():
     shape = compose_shape(TEAM_CONFIG, TEAM_SERVICES, proxy="safedeploy")
     assert shape == {
-        "services": ["migration", "postgres", "redis", "safedeploy-proxy", "web", "worker-emails", "worker-reports"],
+        "services": [
+            "exporter",
+            "migration",
+            "postgres",
+            "redis",
+            "safedeploy-proxy",
+            "seed-search",
+            "web",
+            "worker-emails",
+            "worker-reports",
+        ],
         "images": {
+            "exporter": "exporter:1",
             "migration": "storefront:1.1.0",
             "postgres": "postgres:15-bookworm",
             "redis": "redis:7-bookworm",
             "safedeploy-proxy": "nginx:stable-bookworm",
+            "seed-search": "storefront:1.1.0",
             "web": "storefront:1.1.0",
             "worker-emails": "storefront:1.1.0",
             "worker-reports": "storefront-reports:1.1.0",
         },
-        "others": ["redis", "safedeploy-proxy"],
+        "others": ["exporter", "redis", "safedeploy-proxy", "seed-search"],
+        # restarted by compose whenever they stop: a one-shot job and a service without a policy are not
+        "kept_up": ["redis", "safedeploy-proxy"],
         "release_services": ["web", "worker-emails", "worker-reports"],
         "release_images": ["storefront-reports:1.1.0", "storefront:1.1.0"],
     }
@@ -165,8 +182,10 @@ def test_shape_names_the_services_the_files_lack(services, database, proxy, miss
 def test_shape_of_an_external_database_needs_no_database_service():
     config = {"services": {name: spec for name, spec in TEAM_CONFIG["services"].items() if name != "postgres"}}
     assert compose_shape(config, dict(TEAM_SERVICES, database=""), database=False)["others"] == [
+        "exporter",
         "redis",
         "safedeploy-proxy",
+        "seed-search",
     ]
 
 

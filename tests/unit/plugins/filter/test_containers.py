@@ -1,6 +1,6 @@
 # Copyright (c) safedeploy.migrations contributors
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""compose_containers and containers_by_service on docker_host_info's listing of a project."""
+"""compose_containers, containers_by_service and running_services on docker_host_info's listing of a project."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.safedeploy.migrations.plugins.filter.containers import (
     compose_containers,
     containers_by_service,
+    running_services,
 )
 
 
@@ -87,7 +88,35 @@ def test_a_service_is_represented_by_a_running_container_when_it_has_one(states,
 
 
 @pytest.mark.parametrize(
-    "function, value", [(compose_containers, None), (compose_containers, {}), (containers_by_service, "app")]
+    ("listing", "exclude", "expected"),
+    [
+        # a service counts once, with any running container; exited and restarting ones do not count
+        (
+            [
+                listed("shop-app-1", "app"),
+                listed("shop-app-2", "app", state="exited"),
+                listed("shop-redis-1", "redis"),
+                listed("shop-cron-1", "cron", state="restarting"),
+                listed("shop-search-1", "search", state="exited"),
+                listed("shop-postgres-1", "postgres"),
+            ],
+            ["app", "worker", "postgres", "safedeploy-proxy"],
+            ["redis"],
+        ),
+        ([listed("shop-redis-1", "redis"), listed("shop-app-1", "app")], [], ["app", "redis"]),
+        ([listed("shop-redis-1", "redis")], None, ["redis"]),
+        # a container without the service label is no service
+        ([listed("stray", None)], [], []),
+        ([], ["app"], []),
+    ],
+)
+def test_the_services_running_beside_the_ones_left_out(listing, exclude, expected):
+    assert running_services(compose_containers(listing), exclude) == expected
+
+
+@pytest.mark.parametrize(
+    "function, value",
+    [(compose_containers, None), (compose_containers, {}), (containers_by_service, "app"), (running_services, "app")],
 )
 def test_anything_but_a_listing_is_refused(function, value):
     with pytest.raises(AnsibleFilterError, match="expects"):

@@ -40,6 +40,7 @@ def test_the_quick_look_filter_gives_the_verdict_and_names_a_missing_input():
     assert look({"skipped": True}, **inputs) == {
         "unchanged": False,
         "reason": "the ledger has no deploy to compare with",
+        "beside_stopped": [],
     }
     with pytest.raises(AnsibleFilterError, match="deploy_quick_look: .*'host'"):
         look({}, **{name: value for name, value in inputs.items() if name != "host"})

@@ -108,6 +108,9 @@ def look(inputs: dict) -> dict:
         {"proxy": "traefik", "containers_by_service.safedeploy-proxy": DELETE},
         {"database_enabled": False, "database_service": "", "containers_by_service.postgres": DELETE},
         {"containers.5.state": "dead"},
+        {"ledger.last.details.running_beside": {"web1": ["postgres"], "web2": ["redis"]}},
+        {"ledger.last.details.running_beside": {"web1": "redis"}},
+        {"ledger.last.details.running_beside": ["redis"]},
     ],
     ids=[
         "as left",
@@ -116,10 +119,17 @@ def look(inputs: dict) -> dict:
         "the team's proxy is not looked at",
         "an external database",
         "a service beside the release stopped",
+        "what ran beside it runs",
+        "a record that is no list",
+        "a record that is no mapping",
     ],
 )
 def test_the_release_runs_as_the_last_deploy_left_it(changes):
-    assert look(changed(changes)) == {"unchanged": True, "reason": "1.2.0 runs on revision 0003 as deploy 7 left it"}
+    assert look(changed(changes)) == {
+        "unchanged": True,
+        "reason": "1.2.0 runs on revision 0003 as deploy 7 left it",
+        "beside_stopped": [],
+    }
 
 
 # one row per condition of the quick look, in its order: the verdict is no, and the reason says why
@@ -171,12 +181,38 @@ def test_the_release_runs_as_the_last_deploy_left_it(changes):
         ("database_service", "", "the database  is missing"),
         ("containers.3.status", "Up 1 second (health: starting)", "the database postgres is not healthy: Up 1 sec"),
         ("containers.3.status", "Up 1 hour (unhealthy)", "the database postgres is not healthy: Up 1 hour"),
+        # the team's redis ran when the last deploy finished, and has exited since
+        (
+            "ledger.last.details.running_beside",
+            {"web1": ["redis"]},
+            "service redis is exited; it ran when the last deploy finished",
+        ),
+        ("ledger.last.details.running_beside", {"web1": ["search"]}, "service search is missing; it ran when"),
     ],
 )
 def test_any_difference_takes_the_long_way_and_names_itself(path, value, reason):
     verdict = look(changed({path: value}))
     assert verdict["unchanged"] is False
     assert verdict["reason"].startswith(reason)
+
+
+@pytest.mark.parametrize(
+    ("running_beside", "changes", "stopped"),
+    [
+        # recorded running at the last success, stopped or gone since: named in the record's order
+        ({"web1": ["search", "redis"]}, {}, ["search", "redis"]),
+        ({"web1": ["redis"]}, {"containers.5.state": "running"}, []),
+        # another host's record, none, or one that is no list, names none
+        ({"web2": ["redis"]}, {}, []),
+        (None, {}, []),
+        ({"web1": "redis"}, {}, []),
+        # found whatever else differs, for the stop to start them
+        ({"web1": ["redis"]}, {"ledger.last.app_version_to": "1.1.0"}, ["redis"]),
+    ],
+)
+def test_the_services_beside_the_release_that_stopped_since_the_last_deploy(running_beside, changes, stopped):
+    inputs = changed(dict(changes, **{"ledger.last.details.running_beside": running_beside}))
+    assert look(inputs)["beside_stopped"] == stopped
 
 
 def test_the_reason_is_the_first_test_failed_by_any_container_then_the_first_such_container():
@@ -192,7 +228,7 @@ def test_the_reason_is_the_first_test_failed_by_any_container_then_the_first_suc
 
 def test_an_exited_replica_counts_although_its_service_has_a_running_one():
     inputs = changed({"containers": CONTAINERS + [container("app", "shop-app-3", state="exited")]})
-    assert look(inputs) == {"unchanged": False, "reason": "container shop-app-3 is exited"}
+    assert look(inputs) == {"unchanged": False, "reason": "container shop-app-3 is exited", "beside_stopped": []}
 
 
 # the ledger's revision_to joins two heads with a comma, the version table lists them in its own order
