@@ -140,8 +140,10 @@ def test_staging_evidence_lets_production_deploy_the_same_release(stacks, stagin
     )
     durations = evidence["durations"]
     details = entry["details"]
-    assert set(details) == {"durations", "app_images", "target_revision"}
+    assert set(details) == {"durations", "app_images", "target_revision", "running_beside"}
     assert details["durations"] == durations and details["target_revision"] == "head"
+    # the services beside the release that compose keeps up and that ran, which a later no-op finds stopped
+    assert details["running_beside"] == {"localhost": ["safedeploy-proxy"]}
     # each app host's image id, which the quick look of a later no-op compares
     # host -> service -> the image id its containers run
     assert list(details["app_images"]) == ["localhost"] and sorted(details["app_images"]["localhost"]) == [
