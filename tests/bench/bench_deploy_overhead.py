@@ -13,9 +13,12 @@ One invocation, every case on this machine's docker engine with the example app:
     plan is backward compatible and a proxy runs, so it replaces the app's replicas with no failed request);
 the number of tasks each deploy ran, and the slowest tasks of the no-op and update deploys
 (ansible.posix.profile_tasks), with the update's tasks summed by kind (STEP_KINDS): the migration and the stop/start
-have counterparts in the hand-run update, the backup, plan, lock, ledger, files and report do not. Prints medians
+have counterparts in the hand-run update, the backup, plan, lock, ledger, files and report do not. Each deploy's
+module runs (tasks that ran a module on the host; callback_plugins/task_actions.py) are summed apart from its
+controller-side tasks, and Ansible's start-up is timed alone (playbooks/startup.yml on the same inventory): their sum
+is the deploy's floor, what it would take if every task the controller answers alone cost nothing. Prints medians
 and the ratios issue 19 sets targets for (no-op <= 1.5x the manual check, update <= 4x the hand-run update and
-<= 2x the full procedure, <= 40 tasks for an update); asserts nothing.
+<= 2x the full procedure, <= 40 tasks for an update), and the floors' ratios; asserts nothing.
 """
 
 from __future__ import annotations
@@ -36,11 +39,35 @@ from bench_zero_downtime import FROM_VERSION, REPO, TO_VERSION, deployed, hand_r
 sys.path.insert(0, str(REPO / "tests" / "e2e"))
 
 from compose_stack import docker, docker_works  # noqa: E402
+from deploy_stack import release_image  # noqa: E402
 
+BENCH = Path(__file__).resolve().parent
 PROFILE = {
     "ANSIBLE_STDOUT_CALLBACK": "default",
-    "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks",
+    "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks,task_actions",
+    "ANSIBLE_CALLBACK_PLUGINS": str(BENCH / "callback_plugins"),
     "PROFILE_TASKS_TASK_OUTPUT_LIMIT": "all",
+}
+# Actions the controller answers without running anything on the host; every other task that was not skipped ran a
+# module there (an action plugin such as template's included)
+CONTROLLER_ACTIONS = {
+    "ansible.builtin." + name
+    for name in (
+        "assert",
+        "debug",
+        "fail",
+        "meta",
+        "set_fact",
+        "set_stats",
+        "include_tasks",
+        "import_tasks",
+        "include_role",
+        "import_role",
+        "include_vars",
+        "validate_argument_spec",
+        "add_host",
+        "group_by",
+    )
 }
 PROFILE_LINE = re.compile(r"^(?P<task>.+?) -+ (?P<seconds>\d+\.\d+)s$")
 TASK_LINE = re.compile(r"^TASK \[", re.M)
@@ -91,23 +118,38 @@ def full_procedure(target) -> None:
         answer.read()
 
 
-def profiled_deploy(target, version: str, **extra) -> tuple[float, list, int]:
-    """deploy.yml with the timing callback: its wall time, its slowest tasks and how many tasks it ran."""
-    start = time.monotonic()
-    done = subprocess.run(
-        target.command("deploy.yml", app_version=version, **extra),
-        env=dict(target.environment, **PROFILE),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    seconds = time.monotonic() - start
+def profiled_deploy(target, version: str, **extra) -> tuple[float, list, int, dict]:
+    """deploy.yml with the timing callbacks: its wall time, slowest tasks, how many tasks it ran, its module runs."""
+    with tempfile.NamedTemporaryFile(prefix="task-actions-", suffix=".jsonl") as actions:
+        start = time.monotonic()
+        done = subprocess.run(
+            target.command("deploy.yml", app_version=version, **extra),
+            env=dict(target.environment, BENCH_TASK_ACTIONS=actions.name, **PROFILE),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        seconds = time.monotonic() - start
+        rows = [json.loads(line) for line in Path(actions.name).read_text().splitlines()]
     if done.returncode != 0:
         raise SystemExit("deploy.yml of %s failed:\n%s" % (version, done.stdout[-3000:]))
     slowest = [match.groups() for match in map(PROFILE_LINE.match, done.stdout.splitlines()) if match]
     # every task the default callback announced, a skipped one included: each costs the controller a round
     ran = len(TASK_LINE.findall(done.stdout))
-    return seconds, [(task.strip(), float(taken)) for task, taken in slowest], ran
+    return seconds, [(task.strip(), float(taken)) for task, taken in slowest], ran, module_runs(rows)
+
+
+def module_runs(rows: list) -> dict:
+    """How many tasks ran a module on the host, and their seconds, from task_actions' rows."""
+    runs = [row for row in rows if row["outcome"] != "skipped" and row["action"] not in CONTROLLER_ACTIONS]
+    return {"count": len(runs), "seconds": round(sum(row["seconds"] for row in runs), 2)}
+
+
+def ansible_startup(target) -> float:
+    """One controller-side task on the deploy's inventory: Ansible's cost before a playbook's first task."""
+    argv = target.command("deploy.yml")
+    argv[argv.index(str(REPO / "playbooks" / "deploy.yml"))] = str(BENCH / "playbooks" / "startup.yml")
+    return timed(lambda: subprocess.run(argv, env=target.environment, capture_output=True, check=True))
 
 
 def step_kinds(profile: list) -> dict:
@@ -120,6 +162,35 @@ def step_kinds(profile: list) -> dict:
     return seconds
 
 
+def floors(figures: dict) -> list:
+    """Each deploy's floor (Ansible's start-up and its module runs, nothing else) against the targets' baselines."""
+    startup = figures["startup_median"] = statistics.median(figures["startup"])
+    noop = [("manual check", statistics.median(figures["noop"]["manual"]), 1.5)]
+    update = [
+        ("hand-run update", figures["update"]["manual"], 4),
+        ("full procedure", figures["update"]["full_procedure"], 2),
+    ]
+    rows = []
+    for case, key, baselines in (
+        ("no-op deploy", "noop", noop),
+        ("update deploy", "update", update),
+        ("update deploy stop_the_world", "update_stop_the_world", update),
+    ):
+        runs = figures[key + "_module_runs"]
+        floor = startup + runs["seconds"]
+        ratios = [(round(floor / seconds, 2), name, target) for name, seconds, target in baselines]
+        rows.append(
+            {
+                "case": case,
+                "module_runs": runs["count"],
+                "module_seconds": runs["seconds"],
+                "floor": floor,
+                "ratios": ratios,
+            }
+        )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="timed runs of each no-op case (median reported)")
@@ -128,7 +199,7 @@ def main() -> None:
     if not docker_works():
         raise SystemExit("docker with Compose v2 does not answer; run `make docker-host` first")
     prepare_images()
-    figures: dict = {"noop": {"manual": [], "deploy": []}}
+    figures: dict = {"noop": {"manual": [], "deploy": []}, "startup": []}
     with tempfile.TemporaryDirectory(prefix="bench-deploy-overhead-") as scratch:
         names = ("playbook", "stop-the-world", "hand-run", "full-procedure")
         targets = [deployed(Path(scratch) / name) for name in names]
@@ -137,17 +208,26 @@ def main() -> None:
             manual_check(playbook_target)  # warm-up: the image's first start, the page cache
             for _run in range(args.repeat):
                 figures["noop"]["manual"].append(timed(lambda: manual_check(playbook_target)))
-                seconds, noop_profile, figures["noop_tasks"] = profiled_deploy(playbook_target, FROM_VERSION)
+                seconds, noop_profile, figures["noop_tasks"], figures["noop_module_runs"] = profiled_deploy(
+                    playbook_target, FROM_VERSION
+                )
                 figures["noop"]["deploy"].append(seconds)
                 figures["noop_profile"] = noop_profile[:SLOWEST_SHOWN]
+                figures["startup"].append(ansible_startup(playbook_target))
+            # the first start of the new release's image reads its layers from disk: not the hand-run update's cost
+            docker("run", "--rm", "--entrypoint", "alembic", release_image(TO_VERSION), "--help")
             figures["update"] = {"manual": timed(lambda: hand_run_update(hand_target))}
             figures["update"]["full_procedure"] = timed(lambda: full_procedure(full_target))
-            figures["update"]["deploy"], update_profile, figures["update_tasks"] = profiled_deploy(
-                playbook_target, TO_VERSION
+            figures["update"]["deploy"], update_profile, figures["update_tasks"], figures["update_module_runs"] = (
+                profiled_deploy(playbook_target, TO_VERSION)
             )
-            figures["update"]["deploy_stop_the_world"], _profile, figures["update_stop_the_world_tasks"] = (
-                profiled_deploy(stop_target, TO_VERSION, deploy_strategy="stop_the_world")
-            )
+            (
+                figures["update"]["deploy_stop_the_world"],
+                _profile,
+                figures["update_stop_the_world_tasks"],
+                figures["update_stop_the_world_module_runs"],
+            ) = profiled_deploy(stop_target, TO_VERSION, deploy_strategy="stop_the_world")
+            figures["floors"] = floors(figures)
             figures["update_steps"] = step_kinds(update_profile)
             figures["update_added"] = sum(list(figures["update_steps"].values())[HAND_RUN_KINDS:])
             figures["update_profile"] = update_profile[:SLOWEST_SHOWN]
@@ -194,6 +274,13 @@ def report(figures: dict) -> None:
         "the steps the hand-run update has no counterpart for: %.1f s, %.1fx the whole hand-run update"
         % (figures["update_added"], figures["update_added"] / update["manual"])
     )
+    print("Ansible's start-up (one controller-side task on the same inventory): %.2f s" % figures["startup_median"])
+    for row in figures["floors"]:
+        ratios = ", ".join("%.2fx the %s (target <= %s)" % ratio for ratio in row["ratios"])
+        print(
+            "%s: %d module runs take %.1f s; with the start-up, a floor of %.1f s: %s"
+            % (row["case"], row["module_runs"], row["module_seconds"], row["floor"], ratios)
+        )
 
 
 if __name__ == "__main__":

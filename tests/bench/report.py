@@ -82,6 +82,8 @@ def deploy_overhead_view(figures: dict | None) -> dict | None:
         "update_steps": figures.get("update_steps", {}),
         "update_added": figures.get("update_added"),
         "update_added_ratio": figures["update_added"] / update["manual"] if "update_added" in figures else None,
+        "startup": figures.get("startup_median"),
+        "floors": figures.get("floors", []),
     }
 
 
