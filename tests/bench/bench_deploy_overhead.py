@@ -89,6 +89,8 @@ STEP_KINDS = [
     ("report and promotion evidence", ("report", "evidence", "promotion store")),
 ]
 HAND_RUN_KINDS = 2
+# The targets issue 19 was closed with: a deploy's whole time against its floor, what its controller-side tasks add
+OVER_FLOOR_TARGETS = {"noop": 1.6, "update": 1.25, "update_stop_the_world": 1.25}
 OTHER_KIND = "controller-side tasks (facts, checks, includes)"
 
 
@@ -171,21 +173,22 @@ def floors(figures: dict) -> list:
         ("full procedure", figures["update"]["full_procedure"], 2),
     ]
     rows = []
-    for case, key, baselines in (
-        ("no-op deploy", "noop", noop),
-        ("update deploy", "update", update),
-        ("update deploy stop_the_world", "update_stop_the_world", update),
+    for case, key, took, baselines in (
+        ("no-op deploy", "noop", statistics.median(figures["noop"]["deploy"]), noop),
+        ("update deploy", "update", figures["update"]["deploy"], update),
+        ("update deploy stop_the_world", "update_stop_the_world", figures["update"]["deploy_stop_the_world"], update),
     ):
         runs = figures[key + "_module_runs"]
         floor = startup + runs["seconds"]
-        ratios = [(round(floor / seconds, 2), name, target) for name, seconds, target in baselines]
         rows.append(
             {
                 "case": case,
                 "module_runs": runs["count"],
                 "module_seconds": runs["seconds"],
                 "floor": floor,
-                "ratios": ratios,
+                "ratios": [(round(floor / seconds, 2), name, target) for name, seconds, target in baselines],
+                "over_floor": round(took / floor, 2),
+                "over_floor_target": OVER_FLOOR_TARGETS[key],
             }
         )
     return rows
@@ -278,8 +281,17 @@ def report(figures: dict) -> None:
     for row in figures["floors"]:
         ratios = ", ".join("%.2fx the %s (target <= %s)" % ratio for ratio in row["ratios"])
         print(
-            "%s: %d module runs take %.1f s; with the start-up, a floor of %.1f s: %s"
-            % (row["case"], row["module_runs"], row["module_seconds"], row["floor"], ratios)
+            "%s: %d module runs take %.1f s; with the start-up, a floor of %.1f s: %s; the deploy took %.2fx its floor"
+            " (target <= %s)"
+            % (
+                row["case"],
+                row["module_runs"],
+                row["module_seconds"],
+                row["floor"],
+                ratios,
+                row["over_floor"],
+                row["over_floor_target"],
+            )
         )
 
 

@@ -48,21 +48,22 @@ def test_module_runs(rows, expected):
 def test_floors_add_the_start_up_to_each_deploys_module_runs():
     figures = {
         "startup": [0.6, 0.5, 0.7],
-        "noop": {"manual": [1.0, 1.2, 1.4]},
-        "update": {"manual": 2.0, "full_procedure": 4.0},
+        "noop": {"manual": [1.0, 1.2, 1.4], "deploy": [2.7, 3.6, 3.0]},
+        "update": {"manual": 2.0, "full_procedure": 4.0, "deploy": 20.0, "deploy_stop_the_world": 12.0},
         "noop_module_runs": {"count": 3, "seconds": 1.2},
         "update_module_runs": {"count": 25, "seconds": 15.4},
         "update_stop_the_world_module_runs": {"count": 20, "seconds": 11.4},
     }
     rows = bench.floors(figures)
     assert figures["startup_median"] == 0.6
-    assert [(row["case"], round(row["floor"], 2)) for row in rows] == [
-        ("no-op deploy", 1.8),
-        ("update deploy", 16.0),
-        ("update deploy stop_the_world", 12.0),
+    assert [(row["case"], round(row["floor"], 2), row["over_floor"]) for row in rows] == [
+        ("no-op deploy", 1.8, 1.67),
+        ("update deploy", 16.0, 1.25),
+        ("update deploy stop_the_world", 12.0, 1.0),
     ]
     assert rows[0]["ratios"] == [(1.5, "manual check", 1.5)]
     assert rows[1]["ratios"] == [(8.0, "hand-run update", 4), (4.0, "full procedure", 2)]
+    assert [row["over_floor_target"] for row in rows] == [1.6, 1.25, 1.25]
 
 
 def test_the_callback_records_what_a_real_playbook_ran(tmp_path):
