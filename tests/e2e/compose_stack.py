@@ -185,7 +185,7 @@ class ComposeStack:
         # a one-shot whose compose client was killed keeps running; `down` alone may leave it behind
         leftovers = self.one_off_containers(all_states=True)
         if leftovers:
-            docker("rm", "--force", *leftovers, check=False)
+            docker("rm", "--force", "--volumes", *leftovers, check=False)
 
     def down(self) -> None:
         self.remove_one_offs()

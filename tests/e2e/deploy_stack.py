@@ -251,7 +251,7 @@ class DeployTarget:
             "ps", "-aq", "--filter", "label=com.docker.compose.project=%s" % self.project, check=False
         ).split()
         if leftovers:
-            docker("rm", "--force", *leftovers, check=False)
+            docker("rm", "--force", "--volumes", *leftovers, check=False)
         docker("volume", "rm", "%s_pgdata" % self.project, check=False)
         docker("network", "rm", "%s_default" % self.project, check=False)
 

@@ -191,4 +191,4 @@ class StorefrontProject:
         project_label = "label=com.docker.compose.project=%s" % self.project
         leftovers = docker("ps", "-aq", "--filter", project_label, check=False).split()
         if leftovers:
-            docker("rm", "--force", *leftovers, check=False)
+            docker("rm", "--force", "--volumes", *leftovers, check=False)

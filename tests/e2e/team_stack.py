@@ -148,7 +148,7 @@ class TeamTarget:
     def down(self) -> None:
         leftovers = docker("ps", "-aq", "--filter", "label=com.docker.compose.project=%s" % self.project).split()
         if leftovers:
-            docker("rm", "--force", *leftovers, check=False)
+            docker("rm", "--force", "--volumes", *leftovers, check=False)
         for kind in ("volume", "network"):
             names = docker(kind, "ls", "-q", "--filter", "label=com.docker.compose.project=%s" % self.project).split()
             if names:

@@ -9,6 +9,7 @@ tarball by FQCN, from a directory outside the repository.
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -18,7 +19,7 @@ import yaml
 pytest.register_assert_rewrite("compose_stack", "installed_collection", "storefront_stack", "team_stack")
 pytest_plugins = ("compose_stack", "installed_collection", "storefront_stack")
 
-from compose_stack import free_port
+from compose_stack import docker, free_port
 from http_load import Load
 from storefront_stack import COMPOSE_FILE_NAME, STOREFRONT
 from team_stack import HEADS, TeamTarget, get, revision
@@ -43,6 +44,8 @@ def with_own_proxy(port: int) -> str:
     """The team's file with a proxy service of its own, `edge`, publishing the address web no longer publishes."""
     compose = yaml.safe_load((STOREFRONT / COMPOSE_FILE_NAME).read_text())
     del compose["services"]["web"]["ports"]
+    # a scratch directory of each web container: an anonymous volume, which an online deploy must not leave behind
+    compose["services"]["web"]["volumes"] = ["/srv/scratch"]
     compose["services"]["edge"] = {
         "image": "nginx:stable-bookworm",
         "ports": ["127.0.0.1:%d:80" % port],
@@ -51,6 +54,18 @@ def with_own_proxy(port: int) -> str:
         "restart": "unless-stopped",
     }
     return yaml.safe_dump(compose, sort_keys=False)
+
+
+def anonymous_volumes(team: TeamTarget, service: str) -> set[str]:
+    """The anonymous volumes the service's containers mount."""
+    names = docker(
+        "ps", "-aq", "--filter", "label=com.docker.compose.project=%s" % team.project,
+        "--filter", "label=com.docker.compose.service=%s" % service,
+    ).split()  # fmt: skip
+    mounts = (
+        [mount for inspect in json.loads(docker("inspect", *names)) for mount in inspect["Mounts"]] if names else []
+    )
+    return {mount["Name"] for mount in mounts if mount["Type"] == "volume" and mount["Destination"] == "/srv/scratch"}
 
 
 @pytest.fixture(scope="module")
@@ -103,10 +118,17 @@ def test_the_team_s_own_proxy_serves_an_online_update_without_a_failed_request(e
     assert (edge_team.stack_dir / "edge" / "nginx.conf").stat().st_mode & 0o777 == 0o644
     assert "safedeploy-proxy" not in edge_team.containers()
     assert get(edge_team.edge_port, "/health") == (200, {"status": "ok"})
+    old_scratch = anonymous_volumes(edge_team, "web")
+    assert old_scratch
     with Load(edge_team.edge_port) as load:
         update = edge_team.deploy("1.1.0")
     assert update.rc == 0, update.failures()
     assert len(load.answers) > 100 and load.failed == [], (len(load.answers), load.failed[:10])
+    # the old replicas went with their scratch volumes; the new ones have their own
+    assert anonymous_volumes(edge_team, "web") and not anonymous_volumes(edge_team, "web") & old_scratch
+    assert [
+        volume for volume in old_scratch if docker("volume", "ls", "-q", "--filter", "name=" + volume).strip()
+    ] == []
     assert (edge_team.stack_dir / "edge" / "banner.bin").read_bytes() == EDGE_BANNER
     assert "could not be decoded" not in update.stdout + update.stderr
     assert edge_team.ledger()[-1][:4] == ("deploy", "1.1.0", "succeeded", "online")
