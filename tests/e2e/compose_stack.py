@@ -48,6 +48,14 @@ def docker(*args: str, check: bool = True, env: dict | None = None, timeout: flo
     return completed.stdout
 
 
+def remove_project_containers(project: str) -> None:
+    """Every container of the compose project, one-offs of a killed `compose run` included, with their anonymous
+    volumes (named ones stay for the caller)."""
+    leftovers = docker("ps", "-aq", "--filter", "label=com.docker.compose.project=%s" % project, check=False).split()
+    if leftovers:
+        docker("rm", "--force", "--volumes", *leftovers, check=False)
+
+
 def docker_works() -> bool:
     if not shutil.which("docker"):
         return False

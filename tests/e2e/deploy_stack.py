@@ -35,6 +35,7 @@ from compose_stack import (
     free_port,
     image_label,
     images_lock,
+    remove_project_containers,
 )
 from conftest import REPO, Playbook, playbook_environment
 
@@ -247,11 +248,7 @@ class DeployTarget:
         ]  # fmt: skip
 
     def down(self) -> None:
-        leftovers = docker(
-            "ps", "-aq", "--filter", "label=com.docker.compose.project=%s" % self.project, check=False
-        ).split()
-        if leftovers:
-            docker("rm", "--force", "--volumes", *leftovers, check=False)
+        remove_project_containers(self.project)
         docker("volume", "rm", "%s_pgdata" % self.project, check=False)
         docker("network", "rm", "%s_default" % self.project, check=False)
 

@@ -29,12 +29,12 @@ import yaml
 from compose_stack import (
     IMAGE_HASH_LABEL,
     build_labelled_image,
-    docker,
     docker_works,
     free_port,
     image_exists,
     image_label,
     images_lock,
+    remove_project_containers,
 )
 from conftest import REPO
 
@@ -188,7 +188,4 @@ class StorefrontProject:
     def down(self) -> None:
         self.compose("down", "--volumes", "--remove-orphans", "--timeout", "5", check=False)
         # one-off containers of a `compose run` that was killed outlive `down`
-        project_label = "label=com.docker.compose.project=%s" % self.project
-        leftovers = docker("ps", "-aq", "--filter", project_label, check=False).split()
-        if leftovers:
-            docker("rm", "--force", "--volumes", *leftovers, check=False)
+        remove_project_containers(self.project)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import psycopg
 import yaml
-from compose_stack import docker, free_port
+from compose_stack import docker, free_port, remove_project_containers
 from conftest import Playbook
 from storefront_stack import COMPOSE_FILE_NAME, DB_NAME, DB_USER, STOREFRONT
 
@@ -146,9 +146,7 @@ class TeamTarget:
         return found
 
     def down(self) -> None:
-        leftovers = docker("ps", "-aq", "--filter", "label=com.docker.compose.project=%s" % self.project).split()
-        if leftovers:
-            docker("rm", "--force", "--volumes", *leftovers, check=False)
+        remove_project_containers(self.project)
         for kind in ("volume", "network"):
             names = docker(kind, "ls", "-q", "--filter", "label=com.docker.compose.project=%s" % self.project).split()
             if names:
